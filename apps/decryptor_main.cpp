@@ -1,0 +1,87 @@
+// cipherpulse-decryptor: holds the Paillier private key; the only party that decrypts.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <optional>
+
+#include "cipherpulse/keyfile.h"
+#include "common/cli.h"
+#include "common/logging.h"
+#include "decryptor/decrypt_command.h"
+#include "decryptor/keygen_command.h"
+
+namespace {
+
+using cipherpulse::common::PassphraseSource;
+
+// Adds the --passphrase-file / --passphrase-env / --passphrase-prompt options.
+void add_passphrase_options(CLI::App* cmd, PassphraseSource& source, const std::string& what) {
+    auto* file = cmd->add_option_function<std::string>(
+        "--passphrase-file", [&source](const std::string& v) { source.file = v; },
+        "read the passphrase " + what + " from the first line of this file (mode 0600)");
+    auto* env = cmd->add_option_function<std::string>(
+        "--passphrase-env", [&source](const std::string& v) { source.env_var = v; },
+        "read the passphrase " + what + " from this environment variable");
+    auto* prompt = cmd->add_flag("--passphrase-prompt", source.prompt,
+                                 "ask for the passphrase " + what + " on the terminal");
+    file->excludes(env)->excludes(prompt);
+    env->excludes(prompt);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"cipherpulse-decryptor: key custody and decryption of sealed aggregates",
+                 "cipherpulse-decryptor"};
+    app.set_version_flag("--version", std::string("cipherpulse-decryptor ") + CIPHERPULSE_VERSION);
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->capture_default_str();
+    app.require_subcommand(1);
+
+    cipherpulse::decryptor::KeygenOptions keygen;
+    std::string out_dir;
+    PassphraseSource keygen_pass;
+    auto* keygen_cmd = app.add_subcommand(
+        "keygen", "generate a Paillier key pair and the decryptor's Ed25519 identity key");
+    keygen_cmd->add_option("--bits", keygen.bits, "size of the modulus n (>= 2048)")
+        ->capture_default_str();
+    keygen_cmd->add_option("--out", out_dir, "directory for the key files")->required();
+    keygen_cmd->add_flag("--force", keygen.force, "replace existing key files");
+    add_passphrase_options(keygen_cmd, keygen_pass, "sealing the private key");
+
+    std::string key_path;
+    bool signed_output = false;
+    PassphraseSource decrypt_pass;
+    auto* decrypt_cmd = app.add_subcommand(
+        "decrypt", "decrypt base64url ciphertexts from stdin, one per line, to decimal");
+    decrypt_cmd->add_option("--key", key_path, "private key file (mode 0600)")->required();
+    decrypt_cmd->add_flag("--signed", signed_output,
+                          "print values above (n-1)/2 as negative numbers");
+    add_passphrase_options(decrypt_cmd, decrypt_pass, "of a sealed key");
+
+    CLI11_PARSE(app, argc, argv);
+
+    return cipherpulse::common::run_guarded("cipherpulse-decryptor", [&]() -> int {
+        auto logger = cipherpulse::common::init_logging("decryptor", log_level);
+        if (*keygen_cmd) {
+            std::optional<cipherpulse::SecretBytes> pass;
+            if (keygen_pass.any()) {
+                pass = cipherpulse::common::read_passphrase(keygen_pass, true).value();
+                keygen.passphrase = &*pass;
+            }
+            keygen.out_dir = out_dir;
+            return cipherpulse::decryptor::run_keygen(keygen, std::cout, std::cerr);
+        }
+        std::optional<cipherpulse::SecretBytes> pass;
+        if (decrypt_pass.any()) {
+            pass = cipherpulse::common::read_passphrase(decrypt_pass).value();
+        }
+        auto key = cipherpulse::load_private_key(key_path, pass ? &*pass : nullptr);
+        if (!key) {
+            std::cerr << "cipherpulse-decryptor: error: " << key.error().message << "\n";
+            return cipherpulse::common::kExitBadInput;
+        }
+        return cipherpulse::decryptor::run_decrypt(key.value(), signed_output, std::cin, std::cout,
+                                                   std::cerr);
+    });
+}
