@@ -1,7 +1,8 @@
 // cipherpulse-decryptor: holds the Paillier private key; the only party that decrypts.
-#include <CLI/CLI.hpp>
 #include <iostream>
+
 #include <optional>
+#include "app_common.h"
 
 #include "cipherpulse/keyfile.h"
 #include "common/cli.h"
@@ -32,11 +33,8 @@ void add_passphrase_options(CLI::App* cmd, PassphraseSource& source, const std::
 int main(int argc, char** argv) {
     CLI::App app{"cipherpulse-decryptor: key custody and decryption of sealed aggregates",
                  "cipherpulse-decryptor"};
-    app.set_version_flag("--version", std::string("cipherpulse-decryptor ") + CIPHERPULSE_VERSION);
     std::string log_level = "info";
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-        ->capture_default_str();
-    app.require_subcommand(1);
+    cipherpulse::apps::configure_app(app, "cipherpulse-decryptor", log_level);
 
     cipherpulse::decryptor::KeygenOptions keygen;
     std::string out_dir;
@@ -59,7 +57,9 @@ int main(int argc, char** argv) {
                           "print values above (n-1)/2 as negative numbers");
     add_passphrase_options(decrypt_cmd, decrypt_pass, "of a sealed key");
 
-    CLI11_PARSE(app, argc, argv);
+    if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
+        return rc;
+    }
 
     return cipherpulse::common::run_guarded("cipherpulse-decryptor", [&]() -> int {
         auto logger = cipherpulse::common::init_logging("decryptor", log_level);
@@ -79,7 +79,9 @@ int main(int argc, char** argv) {
         auto key = cipherpulse::load_private_key(key_path, pass ? &*pass : nullptr);
         if (!key) {
             std::cerr << "cipherpulse-decryptor: error: " << key.error().message << "\n";
-            return cipherpulse::common::kExitBadInput;
+            return key.error().code == cipherpulse::ErrorCode::kIo
+                       ? cipherpulse::common::kExitFailure
+                       : cipherpulse::common::kExitBadInput;
         }
         return cipherpulse::decryptor::run_decrypt(key.value(), signed_output, std::cin, std::cout,
                                                    std::cerr);

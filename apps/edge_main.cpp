@@ -1,6 +1,7 @@
 // cipherpulse-edge: encrypts readings beside the wearable; plaintext never leaves it.
-#include <CLI/CLI.hpp>
 #include <iostream>
+
+#include "app_common.h"
 
 #include "common/cli.h"
 #include "common/logging.h"
@@ -9,11 +10,8 @@
 int main(int argc, char** argv) {
     CLI::App app{"cipherpulse-edge: encrypts heart-rate statistics on the device",
                  "cipherpulse-edge"};
-    app.set_version_flag("--version", std::string("cipherpulse-edge ") + CIPHERPULSE_VERSION);
     std::string log_level = "info";
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-        ->capture_default_str();
-    app.require_subcommand(1);
+    cipherpulse::apps::configure_app(app, "cipherpulse-edge", log_level);
 
     cipherpulse::edge::EncryptOptions encrypt;
     std::string mode = "fast";
@@ -25,7 +23,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"textbook", "fast"}))
         ->capture_default_str();
 
-    CLI11_PARSE(app, argc, argv);
+    if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
+        return rc;
+    }
 
     return cipherpulse::common::run_guarded("cipherpulse-edge", [&]() -> int {
         auto logger = cipherpulse::common::init_logging("edge", log_level);

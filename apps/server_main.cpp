@@ -1,6 +1,7 @@
 // cipherpulse-server: the untrusted store; sums ciphertexts without seeing a value.
-#include <CLI/CLI.hpp>
 #include <iostream>
+
+#include "app_common.h"
 
 #include "common/cli.h"
 #include "common/logging.h"
@@ -9,11 +10,8 @@
 int main(int argc, char** argv) {
     CLI::App app{"cipherpulse-server: stores and aggregates encrypted readings",
                  "cipherpulse-server"};
-    app.set_version_flag("--version", std::string("cipherpulse-server ") + CIPHERPULSE_VERSION);
     std::string log_level = "info";
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-        ->capture_default_str();
-    app.require_subcommand(1);
+    cipherpulse::apps::configure_app(app, "cipherpulse-server", log_level);
 
     std::string key_path;
     auto* aggregate_cmd = app.add_subcommand(
@@ -21,7 +19,9 @@ int main(int argc, char** argv) {
         "validate base64url ciphertexts from stdin and print the ciphertext of their sum");
     aggregate_cmd->add_option("--public-key", key_path, "Paillier public key file")->required();
 
-    CLI11_PARSE(app, argc, argv);
+    if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
+        return rc;
+    }
 
     return cipherpulse::common::run_guarded("cipherpulse-server", [&]() -> int {
         auto logger = cipherpulse::common::init_logging("server", log_level);

@@ -26,8 +26,8 @@ std::string base64url_encode(std::span<const std::uint8_t> data) {
     out.reserve((data.size() * 4 + 2) / 3);
     std::size_t i = 0;
     for (; i + 3 <= data.size(); i += 3) {
-        std::uint32_t v = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) |
-                          data[i + 2];
+        std::uint32_t v =
+            (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
         out.push_back(kAlphabet[(v >> 18) & 63]);
         out.push_back(kAlphabet[(v >> 12) & 63]);
         out.push_back(kAlphabet[(v >> 6) & 63]);
@@ -54,8 +54,8 @@ std::string base64url_encode(std::string_view data) {
 
 Result<std::vector<std::uint8_t>> base64url_decode(std::string_view text) {
     if (text.size() % 4 == 1) {
-        return make_error(ErrorCode::kInvalidEncoding, "base64url: impossible length " +
-                                                           std::to_string(text.size()));
+        return make_error(ErrorCode::kInvalidEncoding,
+                          "base64url: impossible length " + std::to_string(text.size()));
     }
     std::vector<std::uint8_t> out;
     out.reserve(text.size() * 3 / 4);

@@ -20,9 +20,9 @@ Result<BigInt> BigInt::from_decimal(std::string_view text) {
     }
     for (std::size_t i = start; i < text.size(); ++i) {
         if (text[i] < '0' || text[i] > '9') {
-            return make_error(ErrorCode::kInvalidEncoding,
-                              "not a decimal integer: unexpected character at offset " +
-                                  std::to_string(i));
+            return make_error(
+                ErrorCode::kInvalidEncoding,
+                "not a decimal integer: unexpected character at offset " + std::to_string(i));
         }
     }
     BigInt out;
@@ -86,11 +86,17 @@ std::vector<std::uint8_t> BigInt::to_fixed_bytes(std::size_t length) const {
     return out;
 }
 
-std::string BigInt::to_base64url() const { return base64url_encode(to_bytes()); }
+std::string BigInt::to_base64url() const {
+    return base64url_encode(to_bytes());
+}
 
-std::size_t BigInt::bit_length() const { return is_zero() ? 0 : mpz_sizeinbase(v_, 2); }
+std::size_t BigInt::bit_length() const {
+    return is_zero() ? 0 : mpz_sizeinbase(v_, 2);
+}
 
-bool BigInt::fits_u64() const { return sign() >= 0 && bit_length() <= 64; }
+bool BigInt::fits_u64() const {
+    return sign() >= 0 && bit_length() <= 64;
+}
 
 std::uint64_t BigInt::to_u64() const {
     if (!fits_u64()) {

@@ -17,7 +17,7 @@ Error io_error(const std::string& what, const std::filesystem::path& path, int e
 
 // FileDescriptor closes on scope exit.
 class FileDescriptor {
-public:
+  public:
     explicit FileDescriptor(int fd) : fd_(fd) {}
     FileDescriptor(const FileDescriptor&) = delete;
     FileDescriptor& operator=(const FileDescriptor&) = delete;
@@ -33,7 +33,7 @@ public:
         return fd;
     }
 
-private:
+  private:
     int fd_;
 };
 
@@ -104,11 +104,10 @@ Status write_file_atomic(const std::filesystem::path& path, std::span<const std:
 
 Status write_file_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode,
                          bool overwrite) {
-    return write_file_atomic(
-        path,
-        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()),
-                                      data.size()),
-        mode, overwrite);
+    return write_file_atomic(path,
+                             std::span<const std::uint8_t>(
+                                 reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
+                             mode, overwrite);
 }
 
 namespace {
@@ -157,10 +156,12 @@ Result<int> open_checked(const std::filesystem::path& path, std::size_t max_byte
     if (private_file && (st.st_mode & 077) != 0) {
         ::close(fd);
         char mode_text[8];
-        std::snprintf(mode_text, sizeof mode_text, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return make_error(ErrorCode::kPermission,
-                          "private file " + path.string() + " is accessible by group or others (mode " +
-                              mode_text + "); run: chmod 600 " + path.string());
+        std::snprintf(mode_text, sizeof mode_text, "%04o",
+                      static_cast<unsigned>(st.st_mode & 07777));
+        return make_error(ErrorCode::kPermission, "private file " + path.string() +
+                                                      " is accessible by group or others (mode " +
+                                                      mode_text + "); run: chmod 600 " +
+                                                      path.string());
     }
     if (static_cast<std::size_t>(st.st_size) > max_bytes) {
         ::close(fd);

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 #include "cipherpulse/base64url.h"
@@ -77,7 +78,8 @@ std::string seal_private_key(const PrivateKey& key, const SecretBytes& passphras
     int total = 0;
     if (!ctx ||
         EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, derived.data(), iv.data()) != 1 ||
-        EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+        EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                          reinterpret_cast<const unsigned char*>(aad.data()),
                           static_cast<int>(aad.size())) != 1 ||
         EVP_EncryptUpdate(ctx.get(), sealed.data(), &len, plain.data(),
                           static_cast<int>(plain.size())) != 1) {
@@ -117,18 +119,40 @@ Result<PrivateKey> unseal_private_key(std::string_view sealed, const SecretBytes
     if (doc.is_discarded() || !doc.is_object()) {
         return malformed("not a JSON object");
     }
-    if (doc.value("kty", "") != kSealedType || doc.value("alg", "") != kSealedAlg) {
+    auto string_field = [](const nlohmann::json& obj, const char* name) -> const std::string* {
+        auto it = obj.find(name);
+        return it != obj.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+    };
+    auto number_field = [](const nlohmann::json& obj,
+                           const char* name) -> std::optional<std::uint64_t> {
+        auto it = obj.find(name);
+        if (it == obj.end() || !it->is_number_unsigned()) {
+            return std::nullopt;
+        }
+        return it->get<std::uint64_t>();
+    };
+    const std::string* kty = string_field(doc, "kty");
+    const std::string* alg = string_field(doc, "alg");
+    if (kty == nullptr || *kty != kSealedType || alg == nullptr || *alg != kSealedAlg) {
         return make_error(ErrorCode::kUnsupported, "sealed key document: unknown kty or alg");
     }
-    const auto& kdf = doc["scrypt"];
-    if (!doc["kid"].is_string() || !kdf.is_object() || !kdf["N"].is_number_unsigned() ||
-        !kdf["r"].is_number_unsigned() || !kdf["p"].is_number_unsigned() ||
-        !kdf["salt"].is_string() || !doc["iv"].is_string() || !doc["ciphertext"].is_string() ||
-        !doc["tag"].is_string()) {
+    auto kdf_it = doc.find("scrypt");
+    if (kdf_it == doc.end() || !kdf_it->is_object()) {
+        return malformed("missing \"scrypt\" parameters");
+    }
+    const nlohmann::json& kdf = *kdf_it;
+    auto n = number_field(kdf, "N");
+    auto r = number_field(kdf, "r");
+    auto p = number_field(kdf, "p");
+    if (!n || !r || !p || string_field(kdf, "salt") == nullptr ||
+        string_field(doc, "kid") == nullptr || string_field(doc, "iv") == nullptr ||
+        string_field(doc, "ciphertext") == nullptr || string_field(doc, "tag") == nullptr) {
         return malformed("missing or mistyped field");
     }
-    ScryptParams params{kdf["N"].get<std::uint64_t>(), kdf["r"].get<std::uint32_t>(),
-                        kdf["p"].get<std::uint32_t>()};
+    if (*r > 32 || *p > 16) {
+        return make_error(ErrorCode::kUnsupported, "sealed key document: scrypt r or p too large");
+    }
+    ScryptParams params{*n, static_cast<std::uint32_t>(*r), static_cast<std::uint32_t>(*p)};
     if (auto status = check_scrypt_params(params); !status) {
         return status.error();
     }
@@ -151,7 +175,8 @@ Result<PrivateKey> unseal_private_key(std::string_view sealed, const SecretBytes
     if (!ctx ||
         EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, derived.data(),
                            iv.value().data()) != 1 ||
-        EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+        EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                          reinterpret_cast<const unsigned char*>(aad.data()),
                           static_cast<int>(aad.size())) != 1 ||
         EVP_DecryptUpdate(ctx.get(), plain.data(), &len, body.value().data(),
                           static_cast<int>(body.value().size())) != 1 ||
@@ -173,8 +198,8 @@ Result<PrivateKey> unseal_private_key(std::string_view sealed, const SecretBytes
 Status save_private_key(const std::filesystem::path& path, const PrivateKey& key, bool overwrite,
                         const SecretBytes* passphrase, const ScryptParams& params) {
     if (passphrase != nullptr) {
-        return write_file_atomic(path, seal_private_key(key, *passphrase, params),
-                                 kPrivateFileMode, overwrite);
+        return write_file_atomic(path, seal_private_key(key, *passphrase, params), kPrivateFileMode,
+                                 overwrite);
     }
     SecretBytes text = key.to_json();
     return write_file_atomic(path, text.span(), kPrivateFileMode, overwrite);

@@ -26,7 +26,8 @@ void RandomnessPool::refill_loop() {
     for (;;) {
         {
             std::unique_lock lock(mutex_);
-            need_more_.wait(lock, [this] { return stopping_ || ready_.size() < options_.capacity; });
+            need_more_.wait(lock,
+                            [this] { return stopping_ || ready_.size() < options_.capacity; });
             if (stopping_) {
                 return;
             }
@@ -85,9 +86,9 @@ std::uint64_t RandomnessPool::produced() const {
 
 bool RandomnessPool::wait_until_full(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout,
-                             [this] { return stopping_ || ready_.size() >= options_.capacity; }) &&
-           ready_.size() >= options_.capacity;
+    return changed_.wait_for(lock, timeout, [this] {
+        return stopping_ || ready_.size() >= options_.capacity;
+    }) && ready_.size() >= options_.capacity;
 }
 
 }  // namespace cipherpulse

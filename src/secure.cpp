@@ -50,7 +50,8 @@ struct InstallAtLoad {
 
 void install_secure_gmp_allocator() {
     static std::once_flag once;
-    std::call_once(once, [] { mp_set_memory_functions(secure_alloc, secure_realloc, secure_free); });
+    std::call_once(once,
+                   [] { mp_set_memory_functions(secure_alloc, secure_realloc, secure_free); });
 }
 
 bool secure_gmp_allocator_installed() {
@@ -67,7 +68,8 @@ void secure_wipe(void* data, std::size_t size) noexcept {
     }
 }
 
-bool constant_time_equal(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+bool constant_time_equal(std::span<const std::uint8_t> a,
+                         std::span<const std::uint8_t> b) noexcept {
     if (a.size() != b.size()) {
         return false;
     }
@@ -100,7 +102,9 @@ SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
     return *this;
 }
 
-SecretBytes::~SecretBytes() { secure_wipe(bytes_.data(), bytes_.size()); }
+SecretBytes::~SecretBytes() {
+    secure_wipe(bytes_.data(), bytes_.size());
+}
 
 std::vector<std::uint8_t> sha256(std::span<const std::uint8_t> data) {
     std::vector<std::uint8_t> out(32);

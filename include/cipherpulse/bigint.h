@@ -19,7 +19,7 @@ namespace cipherpulse {
 // mutation; concurrent reads are fine. Values that are secret live inside secret types
 // (PrivateKey), which wipe on destruction through the secure GMP allocator.
 class BigInt {
-public:
+  public:
     BigInt() { mpz_init(v_); }
     BigInt(long value) { mpz_init_set_si(v_, value); }  // NOLINT: implicit by design
     static BigInt from_u64(std::uint64_t value);
@@ -74,7 +74,7 @@ public:
                      : (c > 0 ? std::strong_ordering::greater : std::strong_ordering::equal);
     }
 
-private:
+  private:
     mpz_t v_;
 };
 

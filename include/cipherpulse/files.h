@@ -28,8 +28,7 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
                          bool overwrite);
 
 // read_file reads a whole file of at most `max_bytes` bytes.
-Result<std::string> read_file(const std::filesystem::path& path,
-                              std::size_t max_bytes = 16u << 20);
+Result<std::string> read_file(const std::filesystem::path& path, std::size_t max_bytes = 16u << 20);
 
 // read_private_file reads a file holding a secret. Refused (kPermission) when group or
 // others have any access to it, or when it is not a regular file; the message says how to

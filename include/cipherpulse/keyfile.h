@@ -35,9 +35,8 @@ bool is_sealed_key_document(std::span<const std::uint8_t> text);
 
 // save_private_key writes the key (sealed when `passphrase` is non-null) with mode 0600,
 // atomically; refuses to replace an existing file unless `overwrite`.
-Status save_private_key(const std::filesystem::path& path, const PrivateKey& key,
-                        bool overwrite, const SecretBytes* passphrase = nullptr,
-                        const ScryptParams& params = {});
+Status save_private_key(const std::filesystem::path& path, const PrivateKey& key, bool overwrite,
+                        const SecretBytes* passphrase = nullptr, const ScryptParams& params = {});
 // load_private_key reads a private key file. Refused (kPermission) when group or others
 // have access to it; a sealed file needs `passphrase` (kInvalidKey without one).
 Result<PrivateKey> load_private_key(const std::filesystem::path& path,

@@ -51,7 +51,7 @@ struct PrivateKeyState;
 // tagged with a fingerprint of its key so that mixing keys is caught. Instances come only
 // from encryption, homomorphic operations or PublicKey::parse_ciphertext (which validates).
 class Ciphertext {
-public:
+  public:
     // value returns c.
     const BigInt& value() const { return c_; }
     // key_fingerprint identifies the key (64 bits of SHA-256 of n).
@@ -60,7 +60,7 @@ public:
         return a.fingerprint_ == b.fingerprint_ && a.c_ == b.c_;
     }
 
-private:
+  private:
     friend class PublicKey;
     friend class PrivateKey;
     Ciphertext(BigInt c, std::uint64_t fingerprint) : c_(std::move(c)), fingerprint_(fingerprint) {}
@@ -72,7 +72,7 @@ private:
 // are const and thread-safe. The fast-mode table is built on first use (about 0.2 s and
 // 17 MB at 2048 bits, 0.6 s and 38 MB at 3072 bits) and shared by copies.
 class PublicKey {
-public:
+  public:
     // from_modulus builds a key from n and optionally the DJN base hs (an n-th residue
     // (-x^2)^n mod n^2 chosen by the key owner). Without hs, one is derived from a fresh
     // random x, so plain keys from other implementations still get fast mode.
@@ -153,7 +153,7 @@ public:
 
     friend bool operator==(const PublicKey& a, const PublicKey& b);
 
-private:
+  private:
     explicit PublicKey(std::shared_ptr<const detail::PublicKeyState> state);
     void check_same_key(const Ciphertext& c) const;
     std::shared_ptr<const detail::PublicKeyState> state_;
@@ -173,7 +173,7 @@ using KeygenProgress = std::function<void(const KeygenEvent&)>;
 // (no stream operator, no to_string), wiped on destruction (secure GMP allocator).
 // decrypt() is const and thread-safe.
 class PrivateKey {
-public:
+  public:
     // generate makes a key with n of `bits` bits (even, >= kMinimumModulusBits, default
     // 3072): primes of bits/2 bits from OpenSSL's CSPRNG with both top bits set, checked for
     // p != q, |p - q| > 2^(bits/2 - 100) and gcd(n, (p-1)(q-1)) = 1.
@@ -204,14 +204,16 @@ public:
 
     const PublicKey& public_key() const { return public_key_; }
 
-    // decrypt returns m in [0, n), by CRT modulo p^2 and q^2 with mpz_powm_sec for the
-    // secret exponents. Throws std::invalid_argument for a ciphertext of another key.
+    // decrypt returns m in [0, n), by CRT modulo p^2 and q^2; the reductions by p^2, q^2
+    // and the exponentiations by p-1, q-1 run in constant time (OpenSSL's
+    // BN_mod_exp_mont_consttime, the primitive of its RSA CRT). Throws std::invalid_argument for a
+    // ciphertext of another key.
     BigInt decrypt(const Ciphertext& c) const;
     // decrypt_textbook computes L(c^lambda mod n^2) * mu mod n directly: slower and not
     // constant time; for cross-checks and benchmarks only.
     BigInt decrypt_textbook(const Ciphertext& c) const;
 
-private:
+  private:
     PrivateKey(PublicKey public_key, std::unique_ptr<detail::PrivateKeyState> state);
     PublicKey public_key_;
     std::unique_ptr<detail::PrivateKeyState> state_;

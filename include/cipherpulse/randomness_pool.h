@@ -20,9 +20,9 @@ namespace cipherpulse {
 // randomizer inline rather than block (counted in misses()), so callers never stall on the
 // refill thread. The destructor stops and joins the thread.
 class RandomnessPool {
-public:
+  public:
     struct Options {
-        std::size_t capacity = 1024;              // randomizers kept ready
+        std::size_t capacity = 1024;  // randomizers kept ready
         EncryptionMode mode = EncryptionMode::kFast;
     };
 
@@ -50,7 +50,7 @@ public:
     // passes; returns whether it is full.
     bool wait_until_full(std::chrono::milliseconds timeout = std::chrono::hours(1));
 
-private:
+  private:
     void refill_loop();
 
     PublicKey key_;

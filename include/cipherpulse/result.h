@@ -37,12 +37,11 @@ struct Error {
 
 // BadInput is thrown by `Result::value()` on an error result, carrying the Error.
 class BadInput : public std::runtime_error {
-public:
-    explicit BadInput(Error error)
-        : std::runtime_error(error.message), error_(std::move(error)) {}
+  public:
+    explicit BadInput(Error error) : std::runtime_error(error.message), error_(std::move(error)) {}
     const Error& error() const noexcept { return error_; }
 
-private:
+  private:
     Error error_;
 };
 
@@ -50,8 +49,8 @@ private:
 // throws BadInput so a forgotten check fails loudly instead of reading garbage.
 template <class T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  public:
+    Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
     Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
     bool ok() const noexcept { return state_.index() == 0; }
@@ -72,7 +71,7 @@ public:
     // error() must only be called when !ok().
     const Error& error() const { return std::get<1>(state_); }
 
-private:
+  private:
     void throw_if_error() const {
         if (!ok()) {
             throw BadInput(std::get<1>(state_));

@@ -33,7 +33,7 @@ void random_bytes(std::span<std::uint8_t> out);
 
 // SecretBytes is a move-only byte buffer wiped on destruction, for passphrases and keys.
 class SecretBytes {
-public:
+  public:
     SecretBytes() = default;
     explicit SecretBytes(std::size_t size) : bytes_(size) {}
     SecretBytes(std::string_view text) : bytes_(text.begin(), text.end()) {}  // NOLINT
@@ -49,7 +49,7 @@ public:
     bool empty() const noexcept { return bytes_.empty(); }
     std::span<const std::uint8_t> span() const noexcept { return bytes_; }
 
-private:
+  private:
     std::vector<std::uint8_t> bytes_;
 };
 

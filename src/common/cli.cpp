@@ -1,9 +1,11 @@
 #include "common/cli.h"
 
+#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -22,23 +24,36 @@ std::string trim(const std::string& s) {
     return s.substr(b, e - b + 1);
 }
 
+// prompt_once asks on the controlling terminal (not standard input, which may carry data
+// such as ciphertexts) with echo off.
 Result<SecretBytes> prompt_once(const char* text) {
-    if (::isatty(STDIN_FILENO) == 0) {
+    int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
         return make_error(ErrorCode::kInvalidEncoding,
-                          "cannot prompt for a passphrase: standard input is not a terminal");
+                          "cannot prompt for a passphrase: no terminal (use --passphrase-file "
+                          "or --passphrase-env)");
     }
-    std::cerr << text << std::flush;
+    (void)!::write(fd, text, std::strlen(text));
     termios old_mode{};
-    ::tcgetattr(STDIN_FILENO, &old_mode);
-    termios silent = old_mode;
-    silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &silent);
-    std::string line;
-    std::getline(std::cin, line);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &old_mode);
-    std::cerr << "\n";
-    SecretBytes out(line);
-    secure_wipe(line.data(), line.size());
+    bool is_term = ::tcgetattr(fd, &old_mode) == 0;
+    if (is_term) {
+        termios silent = old_mode;
+        silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(fd, TCSANOW, &silent);
+    }
+    SecretBytes line(1024);
+    std::size_t len = 0;
+    char ch = 0;
+    while (len < line.size() && ::read(fd, &ch, 1) == 1 && ch != '\n') {
+        line.data()[len++] = static_cast<std::uint8_t>(ch);
+    }
+    if (is_term) {
+        ::tcsetattr(fd, TCSANOW, &old_mode);
+    }
+    (void)!::write(fd, "\n", 1);
+    ::close(fd);
+    SecretBytes out(len);
+    std::copy(line.data(), line.data() + len, out.data());
     return out;
 }
 

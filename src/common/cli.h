@@ -13,8 +13,8 @@ namespace cipherpulse::common {
 
 // Exit codes of every cipherpulse program.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;     // the operation failed (I/O, network, crypto)
-inline constexpr int kExitBadInput = 2;    // bad input or configuration, reported clearly
+inline constexpr int kExitFailure = 1;   // the operation failed (I/O, network, crypto)
+inline constexpr int kExitBadInput = 2;  // bad input or configuration, reported clearly
 inline constexpr int kExitInterrupted = 130;
 
 // PassphraseSource says where a passphrase comes from; at most one field is set.
@@ -33,7 +33,8 @@ Result<SecretBytes> read_passphrase(const PassphraseSource& source, bool confirm
 // for_each_line calls `fn(line_number, line)` for every line of `in`, with a trailing '\r'
 // and surrounding blanks removed; stops at the first false return. Returns false if `fn`
 // stopped it.
-bool for_each_line(std::istream& in, const std::function<bool(std::size_t, const std::string&)>& fn);
+bool for_each_line(std::istream& in,
+                   const std::function<bool(std::size_t, const std::string&)>& fn);
 
 // run_guarded runs `body`, turning exceptions into a message on stderr and an exit code
 // (BadInput and std::invalid_argument -> kExitBadInput, anything else -> kExitFailure).

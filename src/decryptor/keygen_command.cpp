@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ostream>
+#include <vector>
 
 #include "cipherpulse/ed25519.h"
 #include "cipherpulse/keyfile.h"
@@ -16,7 +17,7 @@ namespace {
 // ProgressPrinter draws "p ....+ q ...+" style progress: a dot per candidate tried, '+' per
 // prime found, so a 3072-bit keygen visibly moves.
 class ProgressPrinter {
-public:
+  public:
     explicit ProgressPrinter(std::ostream& out) : out_(out) {}
     void operator()(const KeygenEvent& e) {
         switch (e.kind) {
@@ -44,7 +45,7 @@ public:
         }
     }
 
-private:
+  private:
     std::ostream& out_;
     int current_ = -1;
     long candidates_ = 0;
@@ -92,17 +93,26 @@ int run_keygen(const KeygenOptions& options, std::ostream& out, std::ostream& pr
     }
     Ed25519PrivateKey identity = Ed25519PrivateKey::generate();
 
-    auto check = [&](const Status& status) {
+    std::vector<fs::path> written;
+    auto check = [&](const Status& status, const char* name) {
         if (!status) {
             progress << "cipherpulse-decryptor: error: " << status.error().message << "\n";
             return false;
         }
+        written.push_back(dir / name);
         return true;
     };
-    if (!check(save_private_key(dir / kPrivateKeyFile, key, options.force, options.passphrase)) ||
-        !check(save_public_key(dir / kPublicKeyFile, key.public_key(), options.force)) ||
-        !check(identity.save(dir / kIdentityKeyFile, options.force)) ||
-        !check(identity.public_key().save(dir / kIdentityPublicFile, options.force))) {
+    if (!check(save_private_key(dir / kPrivateKeyFile, key, options.force, options.passphrase),
+               kPrivateKeyFile) ||
+        !check(save_public_key(dir / kPublicKeyFile, key.public_key(), options.force),
+               kPublicKeyFile) ||
+        !check(identity.save(dir / kIdentityKeyFile, options.force), kIdentityKeyFile) ||
+        !check(identity.public_key().save(dir / kIdentityPublicFile, options.force),
+               kIdentityPublicFile)) {
+        // No half-written key set: remove what this run wrote.
+        for (const auto& path : written) {
+            fs::remove(path, ec);
+        }
         return common::kExitFailure;
     }
     out << "kid: " << key.public_key().kid() << "\n"

@@ -30,6 +30,10 @@ int run_aggregate(const std::string& public_key_path, std::istream& in, std::ost
     if (!ok) {
         return common::kExitBadInput;
     }
+    if (all.empty()) {
+        err << "cipherpulse-server: error: no ciphertexts on standard input\n";
+        return common::kExitBadInput;
+    }
     out << pk.serialize_base64url(pk.sum(all)) << "\n";
     return common::kExitOk;
 }

@@ -228,6 +228,18 @@ class CliTest(unittest.TestCase):
                   ["decrypt", "--key", key, "--passphrase-file", passfile], stdin=enc.stdout)
         self.assertEqual(out.stdout.split(), ["4242"])
 
+    def test_usage_errors_exit_2(self):
+        out = run("cipherpulse-decryptor", ["decrypt"], expect=2)
+        self.assertIn("--key", out.stderr)
+        run("cipherpulse-edge", ["encrypt", "--public-key", self.pub, "--mode", "slow"], expect=2)
+        run("cipherpulse-decryptor", ["decrypt", "--key", self.key, "--passphrase-env", "A",
+                                      "--passphrase-file", "B"], expect=2)
+        out = run("cipherpulse-server", ["aggregate", "--public-key", self.pub], stdin="",
+                  expect=2)
+        self.assertIn("no ciphertexts", out.stderr)
+        out = run("cipherpulse-decryptor", ["decrypt", "--key", "/nonexistent/key"], expect=1)
+        self.assertIn("cannot open", out.stderr)
+
     def test_help_and_version(self):
         for program in ("cipherpulse-edge", "cipherpulse-server", "cipherpulse-decryptor"):
             out = run(program, ["--version"])

@@ -79,8 +79,8 @@ TEST(KeyFileTest, PassphraseSealRoundTrip) {
     auto doc = nlohmann::json::parse(text);
     EXPECT_EQ(doc["kty"], "Paillier-sealed");
     EXPECT_EQ(doc["kid"], key.public_key().kid());
-    auto plain = nlohmann::json::parse(std::string(
-        reinterpret_cast<const char*>(key.to_json().data()), key.to_json().size()));
+    auto plain = nlohmann::json::parse(
+        std::string(reinterpret_cast<const char*>(key.to_json().data()), key.to_json().size()));
     EXPECT_EQ(text.find(plain["p"].get<std::string>()), std::string::npos);
     EXPECT_EQ(text.find(plain["q"].get<std::string>()), std::string::npos);
 
@@ -136,7 +136,8 @@ TEST(KeyFileTest, PublicKeyFile) {
 
 TEST(KeyFileTest, CorruptPrivateKeyFileIsAClearError) {
     TempDir dir;
-    ASSERT_TRUE(write_file_atomic(dir / "bad.key", std::string_view("{\"kty\":\"Paillier\",\"p\":\"AQ\"}"),
+    ASSERT_TRUE(write_file_atomic(dir / "bad.key",
+                                  std::string_view("{\"kty\":\"Paillier\",\"p\":\"AQ\"}"),
                                   kPrivateFileMode, false)
                     .ok());
     auto r = load_private_key(dir / "bad.key", nullptr, kTest);

@@ -22,10 +22,12 @@ nlohmann::json load_vectors() {
     return nlohmann::json::parse(in);
 }
 
-BigInt dec(const nlohmann::json& v) { return BigInt::from_decimal(v.get<std::string>()).value(); }
+BigInt dec(const nlohmann::json& v) {
+    return BigInt::from_decimal(v.get<std::string>()).value();
+}
 
 class PaillierKat : public ::testing::TestWithParam<std::size_t> {
-protected:
+  protected:
     void SetUp() override {
         static const nlohmann::json all = load_vectors();
         ASSERT_LT(GetParam(), all["vectors"].size());
@@ -110,7 +112,9 @@ TEST_P(PaillierKat, InvalidCiphertextsAreRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Vectors, PaillierKat, ::testing::Values(0u, 1u, 2u),
-                         [](const ::testing::TestParamInfo<std::size_t>& p) { return "vector" + std::to_string(p.param); });
+                         [](const ::testing::TestParamInfo<std::size_t>& p) {
+                             return "vector" + std::to_string(p.param);
+                         });
 
 }  // namespace
 }  // namespace cipherpulse

@@ -16,7 +16,9 @@ namespace {
 
 using testing::test_key;
 
-BigInt big(const char* decimal) { return BigInt::from_decimal(decimal).value(); }
+BigInt big(const char* decimal) {
+    return BigInt::from_decimal(decimal).value();
+}
 
 BigInt mod_n(const BigInt& v, const PublicKey& pk) {
     BigInt out;
@@ -113,7 +115,9 @@ TEST_P(PaillierSizes, SumOfManyMatchesSequentialAdds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, PaillierSizes, ::testing::Values(256u, 512u, 1024u),
-                         [](const ::testing::TestParamInfo<std::size_t>& p) { return "n" + std::to_string(p.param); });
+                         [](const ::testing::TestParamInfo<std::size_t>& p) {
+                             return "n" + std::to_string(p.param);
+                         });
 
 TEST(PaillierTest, ProductionSizeRoundTrip) {
     PrivateKey key = PrivateKey::generate(2048);
@@ -274,7 +278,8 @@ TEST(PaillierTest, PublicKeyJsonRoundTripAndChecks) {
     EXPECT_FALSE(PublicKey::from_json(R"({"kty":"Paillier"})").ok());
     BigInt even;
     mpz_add_ui(even.get(), pk.n().get(), 1);
-    EXPECT_FALSE(PublicKey::from_modulus(even, std::nullopt, KeyPolicy::kAllowInsecureTestKeys).ok());
+    EXPECT_FALSE(
+        PublicKey::from_modulus(even, std::nullopt, KeyPolicy::kAllowInsecureTestKeys).ok());
     // Without "hs" a key still encrypts in fast mode, with a locally derived base.
     auto plain = PublicKey::from_modulus(pk.n(), std::nullopt, KeyPolicy::kAllowInsecureTestKeys);
     ASSERT_TRUE(plain.ok());
@@ -297,8 +302,8 @@ TEST(PaillierTest, PrivateKeyFromPrimesAndJson) {
     auto parsed = nlohmann::json::parse(text);
     BigInt p = BigInt::from_base64url(parsed["p"].get<std::string>()).value();
     BigInt q = BigInt::from_base64url(parsed["q"].get<std::string>()).value();
-    std::string minimal = R"({"kty":"Paillier","p":")" + p.to_base64url() + R"(","q":")" +
-                          q.to_base64url() + "\"}";
+    std::string minimal =
+        R"({"kty":"Paillier","p":")" + p.to_base64url() + R"(","q":")" + q.to_base64url() + "\"}";
     auto imported = PrivateKey::from_json(
         std::span(reinterpret_cast<const std::uint8_t*>(minimal.data()), minimal.size()),
         KeyPolicy::kAllowInsecureTestKeys);
@@ -309,11 +314,88 @@ TEST(PaillierTest, PrivateKeyFromPrimesAndJson) {
     // Composite p, equal p and q are refused.
     BigInt composite;
     mpz_mul_ui(composite.get(), p.get(), 3);
-    EXPECT_FALSE(PrivateKey::from_primes(composite, q, std::nullopt,
-                                         KeyPolicy::kAllowInsecureTestKeys).ok());
-    EXPECT_FALSE(PrivateKey::from_primes(p, p, std::nullopt, KeyPolicy::kAllowInsecureTestKeys).ok());
+    EXPECT_FALSE(
+        PrivateKey::from_primes(composite, q, std::nullopt, KeyPolicy::kAllowInsecureTestKeys)
+            .ok());
+    EXPECT_FALSE(
+        PrivateKey::from_primes(p, p, std::nullopt, KeyPolicy::kAllowInsecureTestKeys).ok());
     // Too small for production.
     EXPECT_FALSE(PrivateKey::from_primes(p, q).ok());
+}
+
+// The fixed-base table (8-bit windows below 3072 bits, 9-bit from 3072 on) must agree with a
+// plain exponentiation for every exponent shape, including windows that straddle words.
+TEST(PaillierTest, DjnTableMatchesPlainExponentiation) {
+    PrivateKey big_key = PrivateKey::generate(3072);
+    for (const PublicKey* pk : {&test_key(1024).public_key(), &big_key.public_key()}) {
+        std::size_t e = (pk->modulus_bits() + 1) / 2;
+        std::vector<BigInt> exponents = {BigInt(0),   BigInt(1),   BigInt(255),
+                                         BigInt(256), BigInt(511), BigInt(512)};
+        BigInt all_ones;
+        mpz_setbit(all_ones.get(), e);
+        mpz_sub_ui(all_ones.get(), all_ones.get(), 1);
+        exponents.push_back(all_ones);
+        BigInt top;
+        mpz_setbit(top.get(), e - 1);
+        exponents.push_back(top);
+        BigInt word_edge;  // bits around 64 and 128, where 9-bit windows straddle words
+        for (unsigned b : {62u, 63u, 64u, 65u, 126u, 127u, 128u, 129u}) {
+            mpz_setbit(word_edge.get(), b);
+        }
+        exponents.push_back(word_edge);
+        for (int i = 0; i < 4; ++i) {
+            exponents.push_back(pk->make_randomizer(EncryptionMode::kTextbook));
+            mpz_fdiv_r_2exp(exponents.back().get(), exponents.back().get(), e);
+        }
+        for (const BigInt& a : exponents) {
+            BigInt expected;
+            mpz_powm(expected.get(), pk->hs().get(), a.get(), pk->n_squared().get());
+            EXPECT_EQ(pk->unsafe_djn_randomizer(a), expected)
+                << pk->modulus_bits() << " bits, a=" << a.to_decimal();
+        }
+        BigInt too_long;
+        mpz_setbit(too_long.get(), e);
+        EXPECT_THROW((void)pk->unsafe_djn_randomizer(too_long), std::out_of_range);
+    }
+    BigInt m(987654321);
+    EXPECT_EQ(big_key.decrypt(big_key.public_key().encrypt(m, EncryptionMode::kFast)), m);
+}
+
+TEST(PaillierTest, DegenerateDjnBaseIsRefused) {
+    const PrivateKey& key = test_key(512);
+    const PublicKey& pk = key.public_key();
+    BigInt minus_one;
+    mpz_sub_ui(minus_one.get(), pk.n_squared().get(), 1);
+    for (const BigInt& hs : {BigInt(1), minus_one}) {
+        auto r = PublicKey::from_modulus(pk.n(), hs, KeyPolicy::kAllowInsecureTestKeys);
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().code, ErrorCode::kInvalidKey);
+    }
+    // 1 + n is not an n-th residue: fast mode with it would not decrypt correctly, and the
+    // private key, which can tell, refuses it.
+    auto doc = nlohmann::json::parse(
+        std::string(reinterpret_cast<const char*>(key.to_json().data()), key.to_json().size()));
+    BigInt p = BigInt::from_base64url(doc["p"].get<std::string>()).value();
+    BigInt q = BigInt::from_base64url(doc["q"].get<std::string>()).value();
+    BigInt g;
+    mpz_add_ui(g.get(), pk.n().get(), 1);
+    auto r = PrivateKey::from_primes(p, q, g, KeyPolicy::kAllowInsecureTestKeys);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("n-th residue"), std::string::npos);
+    EXPECT_TRUE(PrivateKey::from_primes(p, q, pk.hs(), KeyPolicy::kAllowInsecureTestKeys).ok());
+}
+
+TEST(PaillierTest, ClosePrimesAreRefusedForProduction) {
+    // Two 1024-bit primes next to each other: n is factored by Fermat's method at once.
+    BigInt p;
+    mpz_setbit(p.get(), 1023);
+    mpz_setbit(p.get(), 1022);
+    mpz_nextprime(p.get(), p.get());
+    BigInt q;
+    mpz_nextprime(q.get(), p.get());
+    auto r = PrivateKey::from_primes(p, q);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("too close"), std::string::npos);
 }
 
 TEST(PaillierTest, KidIsSha256OfModulus) {

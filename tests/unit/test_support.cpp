@@ -27,7 +27,8 @@ std::filesystem::path repo_root() {
 }
 
 TempDir::TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cipherpulse-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "cipherpulse-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
         throw std::runtime_error("mkdtemp failed");
     }
