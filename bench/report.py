@@ -35,8 +35,9 @@ def main(path):
           f"{ctx.get('date')}, library build type {ctx.get('library_build_type')}.\n")
     print("| operation | n = 2048 | n = 3072 |")
     print("|---|---|---|")
-    names = sorted({k.split("/", 1)[0] for k in m})
-    for name in names:
+    sized = sorted({k.split("/", 1)[0] for k in m if "/" in k})
+    unsized = sorted(k for k in m if "/" not in k)
+    for name in sized:
         cells = []
         for bits in (2048, 3072):
             v = lookup(m, name, bits)
@@ -47,6 +48,12 @@ def main(path):
             else:
                 cells.append(f"{v:,.2f} µs ({1e6 / v:,.0f}/s)")
         print(f"| {name.replace('BM_', '')} | {cells[0]} | {cells[1]} |")
+
+    if unsized:
+        print("\n| operation (independent of n) | time |")
+        print("|---|---|")
+        for name in unsized:
+            print(f"| {name.replace('BM_', '')} | {m[name] * 1000:,.0f} ns |")
 
     def ratio(a, b, bits):
         va, vb = lookup(m, a, bits), lookup(m, b, bits)

@@ -70,7 +70,7 @@ class Ciphertext {
 
 // PublicKey is a Paillier public key. Cheap to copy (shared immutable state); all methods
 // are const and thread-safe. The fast-mode table is built on first use (about 0.2 s and
-// 17 MB at 2048 bits, 0.6 s and 38 MB at 3072 bits) and shared by copies.
+// 16 MB at 2048 bits, 0.9 s and 50 MB at 3072 bits) and shared by copies.
 class PublicKey {
   public:
     // from_modulus builds a key from n and optionally the DJN base hs (an n-th residue
