@@ -56,3 +56,32 @@ TEST(Base64UrlTest, RoundTripsEveryLength) {
 
 }  // namespace
 }  // namespace cipherpulse
+
+namespace cipherpulse {
+namespace {
+
+// RFC 4648 section 10, standard alphabet with padding.
+TEST(Base64Test, Rfc4648VectorsWithPadding) {
+    auto enc = [](std::string_view s) {
+        return base64_encode(std::span<const std::uint8_t>(
+            reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+    };
+    EXPECT_EQ(enc(""), "");
+    EXPECT_EQ(enc("f"), "Zg==");
+    EXPECT_EQ(enc("fo"), "Zm8=");
+    EXPECT_EQ(enc("foo"), "Zm9v");
+    EXPECT_EQ(enc("foob"), "Zm9vYg==");
+    EXPECT_EQ(enc("fooba"), "Zm9vYmE=");
+    EXPECT_EQ(enc("foobar"), "Zm9vYmFy");
+    const std::uint8_t bytes[] = {0xfb, 0xff, 0xbf};
+    EXPECT_EQ(base64_encode(bytes), "+/+/");
+    auto back = base64_decode("Zm9vYmE=");
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(std::string(back.value().begin(), back.value().end()), "fooba");
+    for (const char* bad : {"Zg", "Zg=", "Zg===", "Zh==", "Zm9v-_==", "Z===", "Zm9v\n", "=Zm9"}) {
+        EXPECT_FALSE(base64_decode(bad).ok()) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace cipherpulse

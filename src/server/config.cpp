@@ -1,0 +1,249 @@
+#include "server/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+namespace cipherpulse::server {
+namespace {
+
+constexpr std::int64_t kDayMs = 86400000;
+
+Error config_error(const std::string& message) {
+    return make_error(ErrorCode::kInvalidEncoding, "configuration: " + message);
+}
+
+std::string resolve(const std::filesystem::path& base, const std::string& value) {
+    if (value.empty() || std::filesystem::path(value).is_absolute()) {
+        return value;
+    }
+    return (base / value).lexically_normal().string();
+}
+
+// check_keys refuses keys of `table` outside `known`.
+Status check_keys(const toml::table& table, const std::set<std::string>& known,
+                  const std::string& where) {
+    for (const auto& [key, value] : table) {
+        if (known.count(std::string(key.str())) == 0) {
+            return config_error("unknown key '" + std::string(key.str()) + "' in " + where);
+        }
+    }
+    return Ok{};
+}
+
+template <class T>
+Status read(const toml::table& table, const char* key, T& out, const std::string& where) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) {
+        return Ok{};
+    }
+    auto value = node->value<T>();
+    if (!value) {
+        return config_error("'" + where + "." + key + "' has the wrong type");
+    }
+    out = *value;
+    return Ok{};
+}
+
+}  // namespace
+
+Result<Granularity> parse_granularity(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+        ++digits;
+    }
+    if (digits == 0 || digits > 6 || digits + 1 != text.size()) {
+        return config_error("granularity '" + text + "' must look like 30s, 1m, 1h or 1d");
+    }
+    std::int64_t count = std::stoll(text.substr(0, digits));
+    std::int64_t unit = 0;
+    switch (text.back()) {
+        case 's':
+            unit = 1000;
+            break;
+        case 'm':
+            unit = 60000;
+            break;
+        case 'h':
+            unit = 3600000;
+            break;
+        case 'd':
+            unit = kDayMs;
+            break;
+        default:
+            return config_error("granularity '" + text + "' has an unknown unit");
+    }
+    std::int64_t length = count * unit;
+    if (length <= 0 || (length < kDayMs && kDayMs % length != 0) ||
+        (length >= kDayMs && length % kDayMs != 0)) {
+        return config_error("granularity '" + text + "' must divide a day or be whole days");
+    }
+    Granularity g;
+    g.name = text;
+    g.length_ms = length;
+    // Defaults: a tenth of the window, between 5 s and 10 min, to let stragglers in.
+    g.seal_grace_ms = std::clamp<std::int64_t>(length / 10, 5000, 600000);
+    g.min_records = 1;
+    return g;
+}
+
+ServerConfig ServerConfig::defaults() {
+    ServerConfig c;
+    for (const char* name : {"1m", "1h", "1d"}) {
+        c.granularities.push_back(parse_granularity(name).value());
+    }
+    return c;
+}
+
+Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
+    toml::table doc;
+    try {
+        doc = toml::parse_file(path.string());
+    } catch (const toml::parse_error& e) {
+        std::ostringstream where;
+        where << e.source().begin;
+        return config_error(path.string() + ": " + std::string(e.description()) + " at " +
+                            where.str());
+    }
+    ServerConfig c = ServerConfig::defaults();
+    const std::filesystem::path base = path.parent_path();
+    if (auto s = check_keys(doc, {"server", "storage", "ingest", "keys", "logging"}, "the file");
+        !s) {
+        return s.error();
+    }
+    std::vector<Status> results;
+    if (const auto* t = doc["server"].as_table()) {
+        results.push_back(
+            check_keys(*t,
+                       {"listen", "tls_cert", "tls_key", "insecure", "threads", "max_body_bytes",
+                        "max_records_per_batch", "request_queue", "device_rate_per_second",
+                        "read_timeout_s", "write_timeout_s"},
+                       "[server]"));
+        std::string listen = c.listen_host + ":" + std::to_string(c.listen_port);
+        std::int64_t threads = c.threads, body = static_cast<std::int64_t>(c.max_body_bytes),
+                     batch = static_cast<std::int64_t>(c.max_records_per_batch),
+                     queue = static_cast<std::int64_t>(c.request_queue), rt = c.read_timeout_s,
+                     wt = c.write_timeout_s;
+        results.push_back(read(*t, "listen", listen, "server"));
+        results.push_back(read(*t, "tls_cert", c.tls_cert, "server"));
+        results.push_back(read(*t, "tls_key", c.tls_key, "server"));
+        results.push_back(read(*t, "insecure", c.insecure, "server"));
+        results.push_back(read(*t, "threads", threads, "server"));
+        results.push_back(read(*t, "max_body_bytes", body, "server"));
+        results.push_back(read(*t, "max_records_per_batch", batch, "server"));
+        results.push_back(read(*t, "request_queue", queue, "server"));
+        results.push_back(read(*t, "device_rate_per_second", c.device_rate_per_second, "server"));
+        results.push_back(read(*t, "read_timeout_s", rt, "server"));
+        results.push_back(read(*t, "write_timeout_s", wt, "server"));
+        auto colon = listen.rfind(':');
+        if (colon == std::string::npos) {
+            return config_error("server.listen must be HOST:PORT");
+        }
+        c.listen_host = listen.substr(0, colon);
+        if (c.listen_host.size() > 2 && c.listen_host.front() == '[') {
+            c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+        }
+        try {
+            c.listen_port = std::stoi(listen.substr(colon + 1));
+        } catch (...) {
+            return config_error("server.listen has no valid port");
+        }
+        if (threads < 1 || threads > 256 || body < 1024 || batch < 1 || batch > 100000 ||
+            queue < 1 || rt < 1 || wt < 1 || c.listen_port < 0 || c.listen_port > 65535 ||
+            c.device_rate_per_second <= 0) {
+            return config_error("a [server] value is out of range");
+        }
+        c.threads = static_cast<int>(threads);
+        c.max_body_bytes = static_cast<std::size_t>(body);
+        c.max_records_per_batch = static_cast<std::size_t>(batch);
+        c.request_queue = static_cast<std::size_t>(queue);
+        c.read_timeout_s = static_cast<int>(rt);
+        c.write_timeout_s = static_cast<int>(wt);
+        c.tls_cert = resolve(base, c.tls_cert);
+        c.tls_key = resolve(base, c.tls_key);
+    }
+    if (const auto* t = doc["storage"].as_table()) {
+        results.push_back(
+            check_keys(*t, {"database", "synchronous", "retention_days"}, "[storage]"));
+        std::int64_t retention = c.retention_days;
+        results.push_back(read(*t, "database", c.database, "storage"));
+        results.push_back(read(*t, "synchronous", c.synchronous, "storage"));
+        results.push_back(read(*t, "retention_days", retention, "storage"));
+        if (c.synchronous != "NORMAL" && c.synchronous != "FULL") {
+            return config_error("storage.synchronous must be NORMAL or FULL");
+        }
+        if (retention < 1) {
+            return config_error("storage.retention_days must be at least 1");
+        }
+        c.retention_days = static_cast<int>(retention);
+        c.database = resolve(base, c.database);
+    }
+    if (const auto* t = doc["ingest"].as_table()) {
+        results.push_back(check_keys(*t,
+                                     {"max_clock_skew_s", "max_record_age_s", "granularities",
+                                      "seal_grace_s", "min_records"},
+                                     "[ingest]"));
+        results.push_back(read(*t, "max_clock_skew_s", c.max_clock_skew_s, "ingest"));
+        results.push_back(read(*t, "max_record_age_s", c.max_record_age_s, "ingest"));
+        if (const auto* list = t->get_as<toml::array>("granularities")) {
+            c.granularities.clear();
+            for (const auto& item : *list) {
+                auto name = item.value<std::string>();
+                if (!name) {
+                    return config_error("ingest.granularities must be a list of strings");
+                }
+                auto g = parse_granularity(*name);
+                if (!g) {
+                    return g.error();
+                }
+                c.granularities.push_back(std::move(g).value());
+            }
+            if (c.granularities.empty() || c.granularities.size() > 8) {
+                return config_error("ingest.granularities needs 1 to 8 entries");
+            }
+        }
+        for (const char* table_name : {"seal_grace_s", "min_records"}) {
+            const auto* per = t->get_as<toml::table>(table_name);
+            if (per == nullptr) {
+                continue;
+            }
+            for (const auto& [key, value] : *per) {
+                auto it = std::find_if(c.granularities.begin(), c.granularities.end(),
+                                       [&](const Granularity& g) { return g.name == key.str(); });
+                auto number = value.value<std::int64_t>();
+                if (it == c.granularities.end() || !number || *number < 0) {
+                    return config_error(std::string("ingest.") + table_name + "." +
+                                        std::string(key.str()) +
+                                        " must name a configured granularity and be >= 0");
+                }
+                if (std::string(table_name) == "seal_grace_s") {
+                    it->seal_grace_ms = *number * 1000;
+                } else {
+                    it->min_records = std::max<std::int64_t>(1, *number);
+                }
+            }
+        }
+        if (c.max_clock_skew_s < 1 || c.max_record_age_s < 60) {
+            return config_error("an [ingest] value is out of range");
+        }
+    }
+    if (const auto* t = doc["keys"].as_table()) {
+        results.push_back(check_keys(*t, {"identity_public_key"}, "[keys]"));
+        results.push_back(read(*t, "identity_public_key", c.identity_public_key, "keys"));
+        c.identity_public_key = resolve(base, c.identity_public_key);
+    }
+    if (const auto* t = doc["logging"].as_table()) {
+        results.push_back(check_keys(*t, {"level"}, "[logging]"));
+        results.push_back(read(*t, "level", c.log_level, "logging"));
+    }
+    for (const auto& r : results) {
+        if (!r) {
+            return r.error();
+        }
+    }
+    return c;
+}
+
+}  // namespace cipherpulse::server

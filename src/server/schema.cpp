@@ -1,0 +1,108 @@
+#include "server/schema.h"
+
+namespace cipherpulse::server {
+namespace {
+
+// Version 1. Times are Unix milliseconds (UTC). Ciphertexts are fixed-length big-endian
+// blobs (the byte length of n^2 of their key).
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE keys (
+    kid         TEXT PRIMARY KEY,
+    jws         TEXT NOT NULL,     -- the signed public key document, as received
+    document    TEXT NOT NULL,     -- its payload (the public key JSON)
+    active      INTEGER NOT NULL CHECK (active IN (0, 1)),
+    created_ms  INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    id              TEXT PRIMARY KEY,
+    patient         TEXT NOT NULL,
+    public_key_pem  TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    created_ms      INTEGER NOT NULL,
+    revoked_ms      INTEGER
+);
+CREATE INDEX devices_patient ON devices (patient);
+-- Every accepted upload exactly as received, so device signatures can be re-checked.
+CREATE TABLE batches (
+    id              INTEGER PRIMARY KEY,
+    device_id       TEXT NOT NULL REFERENCES devices (id),
+    received_ms     INTEGER NOT NULL,
+    method          TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    content_digest  TEXT NOT NULL,
+    signature_input TEXT NOT NULL,
+    signature       TEXT NOT NULL,
+    body            BLOB NOT NULL
+);
+CREATE INDEX batches_received ON batches (received_ms);
+CREATE TABLE records (
+    device_id    TEXT NOT NULL REFERENCES devices (id),
+    seq          INTEGER NOT NULL,
+    t_ms         INTEGER NOT NULL,
+    metric       TEXT NOT NULL,
+    schema       TEXT NOT NULL,
+    kid          TEXT NOT NULL REFERENCES keys (kid),
+    ct           BLOB NOT NULL,
+    batch_id     INTEGER NOT NULL REFERENCES batches (id),
+    received_ms  INTEGER NOT NULL,
+    late         INTEGER NOT NULL DEFAULT 0,  -- granularities it arrived too late for
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX records_received ON records (received_ms);
+CREATE TABLE windows (
+    id            INTEGER PRIMARY KEY,
+    kid           TEXT NOT NULL,
+    patient       TEXT NOT NULL,
+    metric        TEXT NOT NULL,
+    schema        TEXT NOT NULL,
+    granularity   TEXT NOT NULL,
+    start_ms      INTEGER NOT NULL,
+    length_ms     INTEGER NOT NULL,
+    seal_ms       INTEGER NOT NULL,  -- start + length + grace
+    record_count  INTEGER NOT NULL,
+    aggregate     BLOB NOT NULL,     -- product of its records' ciphertexts mod n^2
+    sealed        INTEGER NOT NULL DEFAULT 0 CHECK (sealed IN (0, 1)),
+    seal_seq      INTEGER UNIQUE,    -- order of sealing: the decryptor's cursor
+    sealed_ms     INTEGER,
+    UNIQUE (kid, patient, metric, schema, granularity, start_ms)
+);
+CREATE INDEX windows_open ON windows (sealed, seal_ms);
+CREATE INDEX windows_patient ON windows (patient, metric, granularity, start_ms);
+CREATE TABLE window_records (
+    window_id  INTEGER NOT NULL REFERENCES windows (id),
+    device_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (window_id, device_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE tokens (
+    id          INTEGER PRIMARY KEY,
+    hash        BLOB NOT NULL UNIQUE,  -- SHA-256 of the token; the token itself is never stored
+    role        TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'analyst', 'decryptor')),
+    label       TEXT NOT NULL DEFAULT '',
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER,
+    revoked_ms  INTEGER
+);
+CREATE TABLE audit (
+    id         INTEGER PRIMARY KEY,
+    ts_ms      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    prev_hash  BLOB NOT NULL,
+    hash       BLOB NOT NULL
+);
+)sql";
+
+constexpr store::Migration kMigrations[] = {
+    {1, kSchemaV1},
+};
+
+}  // namespace
+
+std::span<const store::Migration> server_migrations() {
+    return kMigrations;
+}
+
+}  // namespace cipherpulse::server
