@@ -323,6 +323,7 @@ int ServerState::bind() {
 
 void ServerState::seal_loop() {
     std::unique_lock lock(sealer_mutex_);
+    int ticks = 0;
     while (!stopping_) {
         sealer_cv_.wait_for(lock, std::chrono::milliseconds(500));
         if (stopping_) {
@@ -339,6 +340,18 @@ void ServerState::seal_loop() {
                 }
             } catch (const std::exception& e) {
                 spdlog::error("sealing failed: {}", e.what());
+            }
+        }
+        if (++ticks % 120 == 0) {  // about once a minute
+            const std::int64_t cutoff = clock_() - std::int64_t{config_.retention_days} * 86400000;
+            try {
+                int removed = run_write<int>(
+                    *writer_, [cutoff](store::Database& db) { return prune_expired(db, cutoff); });
+                if (removed > 0) {
+                    spdlog::info("retention: removed {} raw records", removed);
+                }
+            } catch (const std::exception& e) {
+                spdlog::error("retention pruning failed: {}", e.what());
             }
         }
         lock.lock();

@@ -534,4 +534,23 @@ std::shared_ptr<WriteJob> Windows::make_seal_job(std::int64_t now_ms, std::promi
     return std::make_shared<SealJob>(*this, now_ms, std::move(done));
 }
 
+int prune_expired(store::Database& db, std::int64_t cutoff_ms) {
+    auto& links = db.prepare_cached(
+        "DELETE FROM window_records WHERE (device_id, seq) IN (SELECT device_id, seq FROM "
+        "records WHERE received_ms < ? LIMIT 5000)");
+    links.bind(1, cutoff_ms);
+    links.execute();
+    auto& records = db.prepare_cached(
+        "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM records "
+        "WHERE received_ms < ? LIMIT 5000)");
+    records.bind(1, cutoff_ms);
+    int removed = records.execute();
+    auto& batches = db.prepare_cached(
+        "DELETE FROM batches WHERE received_ms < ? AND NOT EXISTS (SELECT 1 FROM records r "
+        "WHERE r.batch_id = batches.id)");
+    batches.bind(1, cutoff_ms);
+    batches.execute();
+    return removed;
+}
+
 }  // namespace cipherpulse::server

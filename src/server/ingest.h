@@ -167,4 +167,10 @@ class Windows {
     std::unordered_map<Key, Open, KeyHash> open_;
 };
 
+// prune_expired deletes up to 5000 raw records received before `cutoff_ms`, their window
+// links and the signed batches left without records; returns the records deleted. Windows
+// stay: a window older than the retention can no longer be re-verified record by record.
+// Bounded so the writer is never held for long; call it repeatedly.
+int prune_expired(store::Database& db, std::int64_t cutoff_ms);
+
 }  // namespace cipherpulse::server

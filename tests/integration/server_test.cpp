@@ -24,6 +24,7 @@
 #include "common/upload.h"
 #include "server/admin_commands.h"
 #include "server/app.h"
+#include "server/ingest.h"
 #include "store/sqlite.h"
 #include "unit/test_support.h"
 
@@ -444,18 +445,22 @@ TEST_F(ServerTest, BadInputIsRefusedWithProblemAndStoresNothing) {
                           {"Signature-Input", signed_upload.signature_input},
                           {"Signature", signed_upload.signature}};
     const std::string body = signed_upload.body;
-    auto chunked = client_->Post(
-        common::kReadingsPath, h,
-        [&body](size_t offset, httplib::DataSink& sink) {
-            if (offset < body.size()) {
-                sink.write(body.data() + offset, body.size() - offset);
-            } else {
-                sink.done();
-            }
-            return true;
-        },
-        "application/json");
-    expect_problem(chunked, 411, "length-required");
+    // A chunked body is refused from its headers (raw socket: the client may still be
+    // writing when the server answers and closes).
+    std::string chunk_size = [&] {
+        std::ostringstream hex;
+        hex << std::hex << body.size();
+        return hex.str();
+    }();
+    std::string chunked = raw_request(
+        "POST /v1/readings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nContent-Digest: " +
+        signed_upload.content_digest + "\r\nSignature-Input: " + signed_upload.signature_input +
+        "\r\nSignature: " + signed_upload.signature + "\r\n\r\n" + chunk_size + "\r\n" + body +
+        "\r\n0\r\n\r\n");
+    EXPECT_EQ(chunked.substr(0, 12), "HTTP/1.1 411") << chunked;
+    EXPECT_NE(chunked.find("urn:cipherpulse:problem:length-required"), std::string::npos);
+    EXPECT_EQ(snapshot(), before);
     httplib::Headers gz = h;
     gz.emplace("Content-Encoding", "gzip");
     expect_problem(client_->Post(common::kReadingsPath, gz, body, "application/json"), 415,
@@ -560,6 +565,26 @@ TEST_F(ServerTest, AuditChainRecordsChangesAndDetectsTampering) {
     }
     EXPECT_EQ(run_audit_verify(config_, out, err), 3);
     EXPECT_NE(err.str().find("entry 3"), std::string::npos);
+}
+
+TEST_F(ServerTest, RetentionRemovesOldRawRecordsButKeepsWindows) {
+    ASSERT_EQ(upload({record(1, kStartMs, 70).first, record(2, kStartMs + 5000, 71).first})->status,
+              200);
+    advance_and_wait(kStartMs + 120000, "1m", 1);
+    stop();
+    auto db = store::Database::open(config_.database, {});
+    EXPECT_EQ(prune_expired(db, kStartMs), 0);  // nothing received before the cutoff
+    EXPECT_EQ(prune_expired(db, now_.load() + 1), 2);
+    for (const char* sql : {"SELECT COUNT(*) FROM records", "SELECT COUNT(*) FROM batches",
+                            "SELECT COUNT(*) FROM window_records"}) {
+        auto st = db.prepare(sql);
+        st.step();
+        EXPECT_EQ(st.column_int64(0), 0) << sql;
+    }
+    auto windows = db.prepare("SELECT COUNT(*), SUM(record_count) FROM windows");
+    windows.step();
+    EXPECT_EQ(windows.column_int64(0), 3);  // 1m, 1h, 1d
+    EXPECT_EQ(windows.column_int64(1), 6);
 }
 
 TEST_F(ServerTest, RestartKeepsOpenWindowsAndCursor) {
