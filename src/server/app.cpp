@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <limits>
@@ -207,7 +208,9 @@ std::optional<std::int64_t> query_int(const httplib::Request& req, const char* n
         return fallback;
     }
     const std::string v = req.get_param_value(name);
-    if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789-") != std::string::npos) {
+    const std::size_t digits = (!v.empty() && v[0] == '-') ? 1 : 0;
+    if (v.size() == digits || v.size() > 19 ||
+        v.find_first_not_of("0123456789", digits) != std::string::npos) {
         bad = true;
         return std::nullopt;
     }
@@ -370,8 +373,16 @@ const Granularity* ServerState::granularity(const std::string& name) const {
 std::optional<TokenInfo> ServerState::require(const httplib::Request& req, httplib::Response& res,
                                               std::initializer_list<Role> roles) {
     const std::string header = req.get_header_value("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
+    constexpr std::string_view kBearer = "bearer ";
+    auto scheme_is_bearer = [&] {
+        for (std::size_t i = 0; i < kBearer.size(); ++i) {
+            if (std::tolower(static_cast<unsigned char>(header[i])) != kBearer[i]) {
+                return false;
+            }
+        }
+        return true;
+    };
+    if (header.size() <= kBearer.size() || !scheme_is_bearer()) {
         res.set_header("WWW-Authenticate", "Bearer");
         problem(res, 401, "unauthenticated", "Authentication required",
                 "send a bearer token in the Authorization header");
@@ -431,6 +442,15 @@ void ServerState::routes() {
             res.set_header("Connection", "close");
             problem(res, 415, "unsupported-encoding", "Compressed bodies are not accepted",
                     "send the body uncompressed");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        const bool has_body_method =
+            req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+        if (has_body_method && !req.has_header("Content-Length")) {
+            // Without a length cpp-httplib would read until the connection closes.
+            res.set_header("Connection", "close");
+            problem(res, 411, "length-required", "Content-Length required",
+                    "send the body with a Content-Length");
             return httplib::Server::HandlerResponse::Handled;
         }
         if (req.has_header("Content-Length")) {
@@ -521,8 +541,38 @@ void ServerState::get_metrics(const httplib::Request&, httplib::Response& res) {
 
 namespace {
 
+// is_json_content_type accepts "application/json" with optional parameters (charset), in
+// any letter case, and nothing else.
+bool is_json_content_type(const httplib::Request& req) {
+    std::string value = req.get_header_value("Content-Type");
+    value = value.substr(0, value.find(';'));
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.pop_back();
+    }
+    for (auto& c : value) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return value == "application/json";
+}
+
+// header_value joins a header sent on several lines with ", " (RFC 9110 section 5.3).
+std::optional<std::string> header_value(const httplib::Request& req, const std::string& name) {
+    std::size_t count = req.get_header_value_count(name);
+    if (count == 0) {
+        return std::nullopt;
+    }
+    std::string out;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (i > 0) {
+            out += ", ";
+        }
+        out += req.get_header_value(name, i);
+    }
+    return out;
+}
+
 std::optional<json> json_body(const httplib::Request& req, httplib::Response& res) {
-    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+    if (!is_json_content_type(req)) {
         problem(res, 415, "unsupported-media-type", "JSON expected",
                 "send Content-Type: application/json");
         return std::nullopt;
@@ -584,20 +634,25 @@ void ServerState::post_keys(const httplib::Request& req, httplib::Response& res)
     const std::string document = verified.value().payload;
     const std::int64_t now = clock_();
     const std::string actor = "token:" + std::to_string(token->id);
-    enum class Outcome { kCreated, kSame, kConflict };
+    enum class Outcome { kCreated, kSame, kConflict, kRetired };
     Outcome outcome = run_write<Outcome>(*writer_, [&](store::Database& db) {
-        auto& find = db.prepare_cached("SELECT jws FROM keys WHERE kid = ?");
+        auto& find = db.prepare_cached("SELECT jws, active FROM keys WHERE kid = ?");
         find.bind(1, kid);
         if (find.step()) {
             bool same = find.column_text(0) == jws;
+            bool active = find.column_int64(1) == 1;
             find.reset();
             if (!same) {
                 return Outcome::kConflict;
             }
-            db.prepare_cached("UPDATE keys SET active = (kid = ?)").bind_all(kid).execute();
-            return Outcome::kSame;
+            // A retired key never comes back: replaying an old document must not roll the
+            // edges back to a key that was replaced, perhaps because it leaked.
+            return active ? Outcome::kSame : Outcome::kRetired;
         }
-        db.prepare_cached("UPDATE keys SET active = 0").execute();
+        auto& retire =
+            db.prepare_cached("UPDATE keys SET active = 0, retired_ms = ? WHERE active = 1");
+        retire.bind(1, now);
+        retire.execute();
         auto& ins = db.prepare_cached(
             "INSERT INTO keys (kid, jws, document, active, created_ms) VALUES (?, ?, ?, 1, ?)");
         ins.bind_all(kid, jws, document, now);
@@ -607,6 +662,11 @@ void ServerState::post_keys(const httplib::Request& req, httplib::Response& res)
     });
     if (outcome == Outcome::kConflict) {
         problem(res, 409, "key-conflict", "Another document exists for this kid", "");
+        return;
+    }
+    if (outcome == Outcome::kRetired) {
+        problem(res, 409, "key-retired", "Key retired",
+                "this key was replaced by a newer one and cannot be activated again");
         return;
     }
     {
@@ -734,27 +794,33 @@ void ServerState::revoke_device(const httplib::Request& req, httplib::Response& 
 void ServerState::post_readings(const httplib::Request& req, httplib::Response& res) {
     const auto started = std::chrono::steady_clock::now();
     const std::int64_t now = clock_();
-    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+    if (!is_json_content_type(req)) {
         problem(res, 415, "unsupported-media-type", "JSON expected",
                 "send Content-Type: application/json");
         return;
     }
-    const std::string digest = req.get_header_value("Content-Digest");
-    const std::string sig_input = req.get_header_value("Signature-Input");
-    const std::string sig = req.get_header_value("Signature");
+    const std::string digest = header_value(req, "Content-Digest").value_or("");
+    const std::string sig_input = header_value(req, "Signature-Input").value_or("");
+    const std::string sig = header_value(req, "Signature").value_or("");
+    auto unauthorized = [&res](const std::string& type, const std::string& title,
+                               const std::string& detail) {
+        res.set_header("WWW-Authenticate", "Signature realm=\"cipherpulse\"");
+        problem(res, 401, type, title, detail);
+    };
     if (digest.empty() || sig_input.empty() || sig.empty()) {
-        problem(res, 401, "signature-required", "Signed request required",
-                "uploads need Content-Digest, Signature-Input and Signature headers (RFC 9421, "
-                "RFC 9530)");
+        unauthorized("signature-required", "Signed request required",
+                     "uploads need Content-Digest, Signature-Input and Signature headers (RFC "
+                     "9421, RFC 9530)");
         return;
     }
     auto parsed = parse_signature(sig_input, sig);
     if (!parsed) {
-        problem(res, 401, "bad-signature", "Malformed signature", parsed.error().message);
+        unauthorized("bad-signature", "Malformed signature", parsed.error().message);
         return;
     }
     const std::string device_id = parsed.value().params.keyid.value_or("");
     std::string patient;
+    std::string device_status;
     std::optional<Ed25519PublicKey> device_key;
     {
         auto lease = reads_->acquire();
@@ -764,21 +830,29 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
         if (st.step()) {
             patient = st.column_text(0);
             auto key = Ed25519PublicKey::from_pem(st.column_text(1));
-            std::string status = st.column_text(2);
-            st.reset();
-            if (status != "active") {
-                problem(res, 403, "device-revoked", "Device revoked",
-                        "this device may no longer upload");
-                return;
-            }
+            device_status = st.column_text(2);
             if (key) {
                 device_key = key.value();
             }
         }
+        st.reset();
     }
+    // An unknown device and a bad signature look the same, so the endpoint does not tell
+    // which device ids exist; revocation is reported only to the device's own key holder.
     if (!device_key) {
-        problem(res, 401, "unknown-device", "Unknown device",
-                "the signature's keyid names no registered device");
+        unauthorized("bad-signature", "Signature does not verify",
+                     "no registered device key verifies this signature");
+        return;
+    }
+    HttpRequestView view;
+    view.method = req.method;
+    view.path = req.path;
+    view.header = [&req](std::string_view name) { return header_value(req, std::string(name)); };
+    VerifyPolicy policy;
+    policy.now_seconds = now / 1000;
+    policy.max_skew_seconds = config_.max_clock_skew_s;
+    if (auto ok = verify_request(view, parsed.value(), *device_key, policy); !ok) {
+        unauthorized("bad-signature", "Signature does not verify", ok.error().message);
         return;
     }
     if (auto ok = verify_content_digest(
@@ -789,22 +863,8 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
                 ok.error().message);
         return;
     }
-    HttpRequestView view;
-    view.method = req.method;
-    view.path = req.path;
-    view.authority = req.get_header_value("Host");
-    view.header = [&req](std::string_view name) -> std::optional<std::string> {
-        std::string key(name);
-        if (!req.has_header(key)) {
-            return std::nullopt;
-        }
-        return req.get_header_value(key);
-    };
-    VerifyPolicy policy;
-    policy.now_seconds = now / 1000;
-    policy.max_skew_seconds = config_.max_clock_skew_s;
-    if (auto ok = verify_request(view, parsed.value(), *device_key, policy); !ok) {
-        problem(res, 401, "bad-signature", "Signature does not verify", ok.error().message);
+    if (device_status != "active") {
+        problem(res, 403, "device-revoked", "Device revoked", "this device may no longer upload");
         return;
     }
     if (!limiter_.allow(device_id, now)) {
@@ -817,6 +877,7 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
     limits.now_ms = now;
     limits.max_future_ms = config_.max_clock_skew_s * 1000;
     limits.max_age_ms = config_.max_record_age_s * 1000;
+    limits.key_rotation_grace_ms = config_.key_rotation_grace_s * 1000;
     auto batch = parse_batch(req.body, keys_, limits);
     if (!batch) {
         bool too_many = batch.error().code == ErrorCode::kLimitExceeded;
@@ -968,7 +1029,8 @@ void ServerState::get_patient_windows(const httplib::Request& req, httplib::Resp
         auto& st = lease.db().prepare_cached(
             std::string("SELECT ") + kWindowColumns +
             " FROM windows WHERE patient = ? AND metric = ? AND granularity = ? AND sealed = 1 "
-            "AND start_ms >= ? AND start_ms < ? AND record_count >= ? ORDER BY start_ms LIMIT ?");
+            "AND start_ms >= ? AND start_ms < ? AND record_count >= ? ORDER BY start_ms, id LIMIT "
+            "?");
         st.bind_all(patient, metric, g->name, *from, *to, g->min_records,
                     static_cast<std::int64_t>(kMaxPageLimit));
         while (st.step()) {
@@ -1003,10 +1065,16 @@ void ServerState::get_window_records(const httplib::Request& req, httplib::Respo
         }
         bool sealed = w.column_int64(12) == 1;
         window = window_json(w, "cursor");
+        const Granularity* g = granularity(w.column_text(5));
+        const bool withheld = g == nullptr || w.column_int64(8) < g->min_records;
         w.reset();
         if (!sealed) {
             problem(res, 409, "window-open", "Window not sealed",
                     "records of a window are released only after it sealed");
+            return;
+        }
+        if (withheld) {
+            problem(res, 404, "unknown-window", "No such window", "");
             return;
         }
         auto& r = db.prepare_cached(
@@ -1045,9 +1113,27 @@ void ServerState::get_window_records(const httplib::Request& req, httplib::Respo
             b.reset();
         }
     }
+    json devices = json::object();
+    {
+        auto lease = reads_->acquire();
+        auto& d = lease.db().prepare_cached("SELECT public_key_pem FROM devices WHERE id = ?");
+        for (const auto& b : batches) {
+            const std::string device = b["device"].get<std::string>();
+            if (devices.contains(device)) {
+                continue;
+            }
+            d.bind(1, device);
+            if (d.step()) {
+                devices[device] = d.column_text(0);
+            }
+            d.reset();
+        }
+    }
     audit("token:" + std::to_string(token->id), "window.records.read", std::to_string(id),
-          json::object());
-    send_json(res, 200, {{"window", window}, {"records", records}, {"batches", batches}});
+          {{"records", records.size()}, {"batches", batches.size()}});
+    send_json(
+        res, 200,
+        {{"window", window}, {"records", records}, {"batches", batches}, {"devices", devices}});
 }
 
 void ServerState::get_audit(const httplib::Request& req, httplib::Response& res) {
@@ -1071,13 +1157,16 @@ void ServerState::get_audit(const httplib::Request& req, httplib::Response& res)
                                {"actor", e.actor},
                                {"action", e.action},
                                {"subject", e.subject},
-                               {"detail", json::parse(e.detail, nullptr, false)},
+                               {"detail", e.detail},
                                {"prev_hash", b64u(e.prev_hash)},
                                {"hash", b64u(e.hash)}});
             last = e.id;
         }
     }
-    send_json(res, 200, {{"entries", entries}, {"next_cursor", std::to_string(last)}});
+    send_json(res, 200,
+              {{"entries", entries},
+               {"next_cursor", std::to_string(last)},
+               {"more", static_cast<std::int64_t>(entries.size()) == *limit}});
 }
 
 // ----------------------------------------------------------------------------- ServerApp

@@ -181,12 +181,14 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         c.database = resolve(base, c.database);
     }
     if (const auto* t = doc["ingest"].as_table()) {
-        results.push_back(check_keys(*t,
-                                     {"max_clock_skew_s", "max_record_age_s", "granularities",
-                                      "seal_grace_s", "min_records"},
-                                     "[ingest]"));
+        results.push_back(
+            check_keys(*t,
+                       {"max_clock_skew_s", "max_record_age_s", "key_rotation_grace_s",
+                        "granularities", "seal_grace_s", "min_records"},
+                       "[ingest]"));
         results.push_back(read(*t, "max_clock_skew_s", c.max_clock_skew_s, "ingest"));
         results.push_back(read(*t, "max_record_age_s", c.max_record_age_s, "ingest"));
+        results.push_back(read(*t, "key_rotation_grace_s", c.key_rotation_grace_s, "ingest"));
         if (const auto* list = t->get_as<toml::array>("granularities")) {
             c.granularities.clear();
             for (const auto& item : *list) {
@@ -225,7 +227,7 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
                 }
             }
         }
-        if (c.max_clock_skew_s < 1 || c.max_record_age_s < 60) {
+        if (c.max_clock_skew_s < 1 || c.max_record_age_s < 60 || c.key_rotation_grace_s < 0) {
             return config_error("an [ingest] value is out of range");
         }
     }
@@ -242,6 +244,13 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         if (!r) {
             return r.error();
         }
+    }
+    // A pruned record's sequence number is forgotten: records old enough to be pruned must
+    // be too old to be accepted again, or a resend would be stored twice.
+    if (std::int64_t{c.retention_days} * 86400 <= c.max_record_age_s + c.max_clock_skew_s) {
+        return config_error(
+            "storage.retention_days must exceed ingest.max_record_age_s plus "
+            "ingest.max_clock_skew_s, so a resent record is always recognised");
     }
     return c;
 }

@@ -44,6 +44,8 @@ struct ServerConfig {
     // [ingest]
     std::int64_t max_clock_skew_s = 300;  // signature `created` and record times
     std::int64_t max_record_age_s = 7 * 86400;
+    // Records under a key retired by a newer one are accepted this long after the rotation.
+    std::int64_t key_rotation_grace_s = 86400;
     std::vector<Granularity> granularities;
     // [keys]
     std::string identity_public_key;  // decryptor identity (PEM): key documents must verify

@@ -13,14 +13,19 @@ namespace cipherpulse::server {
 
 void KeyRing::load(store::Database& db) {
     std::unordered_map<std::string, Entry> fresh;
-    auto st = db.prepare("SELECT kid, document, active FROM keys");
+    auto st = db.prepare("SELECT kid, document, active, retired_ms FROM keys");
     while (st.step()) {
         auto key = PublicKey::from_json(st.column_text(1));
         if (!key) {
             throw std::runtime_error("stored key " + st.column_text(0) +
                                      " is invalid: " + key.error().message);
         }
-        fresh.emplace(st.column_text(0), Entry{std::move(key).value(), st.column_int64(2) == 1});
+        std::optional<std::int64_t> retired;
+        if (!st.column_is_null(3)) {
+            retired = st.column_int64(3);
+        }
+        fresh.emplace(st.column_text(0),
+                      Entry{std::move(key).value(), st.column_int64(2) == 1, retired});
     }
     std::unique_lock lock(mutex_);
     keys_ = std::move(fresh);
@@ -130,7 +135,8 @@ std::optional<RecordProblem> check_record(const nlohmann::json& r, const KeyRing
     if (!key) {
         return RecordProblem{"unknown-kid", "unknown encryption key id"};
     }
-    if (!key->active) {
+    if (!key->active &&
+        (!key->retired_ms || limits.now_ms > *key->retired_ms + limits.key_rotation_grace_ms)) {
         return RecordProblem{"inactive-kid", "encryption key is no longer active"};
     }
     if (!make_layout(schema.value()).fits_modulus(key->key.modulus_bits())) {

@@ -26,6 +26,7 @@ class KeyRing {
     struct Entry {
         PublicKey key;
         bool active = false;
+        std::optional<std::int64_t> retired_ms;  // when a newer key replaced it
     };
     // load replaces the contents with the keys table.
     void load(store::Database& db);
@@ -74,6 +75,7 @@ struct ValidationLimits {
     std::int64_t now_ms = 0;
     std::int64_t max_future_ms = 300000;
     std::int64_t max_age_ms = 7 * 86400000LL;
+    std::int64_t key_rotation_grace_ms = 86400000;  // retired keys stay usable this long
 };
 
 // parse_batch parses {"device": ID, "records": [{seq, t, metric, schema, kid, ct}, ...]}

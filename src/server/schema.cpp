@@ -95,8 +95,15 @@ CREATE TABLE audit (
 );
 )sql";
 
+// Version 2: when a key stopped being active, so records under it are still accepted for
+// the rotation grace period (edges may hold records encrypted before the rotation).
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE keys ADD COLUMN retired_ms INTEGER;
+)sql";
+
 constexpr store::Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 
 }  // namespace

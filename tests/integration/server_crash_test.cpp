@@ -32,6 +32,7 @@ namespace cipherpulse::server {
 namespace {
 
 using json = nlohmann::json;
+using testing::last_line;
 using testing::TempDir;
 
 int free_port() {
@@ -45,17 +46,6 @@ int free_port() {
     int port = ntohs(addr.sin_port);
     ::close(fd);
     return port;
-}
-
-std::string last_line(const std::string& text) {
-    std::istringstream in(text);
-    std::string line, last;
-    while (std::getline(in, line)) {
-        if (!line.empty()) {
-            last = line;
-        }
-    }
-    return last;
 }
 
 class ServerProcessTest : public ::testing::Test {

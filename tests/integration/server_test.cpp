@@ -24,6 +24,7 @@
 #include "common/upload.h"
 #include "server/admin_commands.h"
 #include "server/app.h"
+#include "server/audit.h"
 #include "server/ingest.h"
 #include "store/sqlite.h"
 #include "unit/test_support.h"
@@ -32,6 +33,7 @@ namespace cipherpulse::server {
 namespace {
 
 using json = nlohmann::json;
+using testing::last_line;
 using testing::TempDir;
 
 // 2025-11-21T05:20:00Z, on a minute, hour and day boundary-friendly value.
@@ -40,17 +42,6 @@ constexpr std::int64_t kStartMs = 1763702400000;
 const PrivateKey& paillier_key() {
     static PrivateKey key = PrivateKey::generate(2048);
     return key;
-}
-
-std::string last_line(const std::string& text) {
-    std::istringstream in(text);
-    std::string line, last;
-    while (std::getline(in, line)) {
-        if (!line.empty()) {
-            last = line;
-        }
-    }
-    return last;
 }
 
 class ServerTest : public ::testing::Test {
@@ -465,6 +456,11 @@ TEST_F(ServerTest, BadInputIsRefusedWithProblemAndStoresNothing) {
     gz.emplace("Content-Encoding", "gzip");
     expect_problem(client_->Post(common::kReadingsPath, gz, body, "application/json"), 415,
                    "unsupported-encoding");
+    // A POST without any length would be read until the connection closes: refused.
+    std::string no_length = raw_request(
+        "POST /v1/readings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\n\r\n{}");
+    EXPECT_EQ(no_length.substr(0, 12), "HTTP/1.1 411") << no_length;
     // Announcing a body over the limit is answered before it is sent.
     std::string reply = raw_request(
         "POST /v1/readings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -585,6 +581,100 @@ TEST_F(ServerTest, RetentionRemovesOldRawRecordsButKeepsWindows) {
     windows.step();
     EXPECT_EQ(windows.column_int64(0), 3);  // 1m, 1h, 1d
     EXPECT_EQ(windows.column_int64(1), 6);
+}
+
+TEST_F(ServerTest, KeyRotationKeepsTheOldKeyForTheGracePeriodOnly) {
+    auto [old_record, s1] = record(1, kStartMs, 70);
+    std::string old_jws =
+        jws_sign(paillier_key().public_key().to_json(), identity_, {}, "paillier-key+json");
+    // Publish a new key: it becomes active, the old one is retired.
+    PrivateKey next = PrivateKey::generate(2048);
+    std::string jws = jws_sign(next.public_key().to_json(), identity_, {}, "paillier-key+json");
+    auto res =
+        client_->Post("/v1/keys", auth(decryptor_), json{{"jws", jws}}.dump(), "application/json");
+    ASSERT_EQ(res->status, 201) << res->body;
+    EXPECT_EQ(json::parse(client_->Get("/v1/ready")->body)["active_kid"], next.public_key().kid());
+    // Within the grace period a record under the old key is still accepted.
+    ASSERT_EQ(upload({old_record})->status, 200);
+    // Replaying the old key's document cannot make it active again.
+    res = client_->Post("/v1/keys", auth(decryptor_), json{{"jws", old_jws}}.dump(),
+                        "application/json");
+    EXPECT_EQ(res->status, 409);
+    EXPECT_EQ(json::parse(res->body)["type"], "urn:cipherpulse:problem:key-retired");
+    // After the grace period it is refused.
+    now_ = now_.load() + (config_.key_rotation_grace_s + 1) * 1000;
+    auto [late_record, s2] = record(2, now_.load() - 10000, 70);
+    res = upload({late_record});
+    EXPECT_EQ(res->status, 422);
+    EXPECT_NE(res->body.find("inactive-kid"), std::string::npos);
+}
+
+TEST_F(ServerTest, AuditEntriesFromTheApiRecomputeToTheirHashes) {
+    ASSERT_EQ(upload({record(1, kStartMs, 70).first})->status, 200);
+    auto res = client_->Get("/v1/audit?limit=1000", auth(admin_));
+    ASSERT_EQ(res->status, 200);
+    json page = json::parse(res->body);
+    EXPECT_FALSE(page["more"].get<bool>());
+    std::vector<std::uint8_t> prev(32, 0);
+    for (const auto& e : page["entries"]) {
+        AuditEntry entry;
+        entry.id = e["id"];
+        entry.ts_ms = e["ts_ms"];
+        entry.actor = e["actor"];
+        entry.action = e["action"];
+        entry.subject = e["subject"];
+        entry.detail = e["detail"];
+        entry.prev_hash = base64url_decode(e["prev_hash"].get<std::string>()).value();
+        EXPECT_EQ(entry.prev_hash, prev);
+        prev = audit_hash(entry);
+        EXPECT_EQ(base64url_encode(prev), e["hash"].get<std::string>()) << e.dump();
+    }
+}
+
+TEST_F(ServerTest, PlainHttpOnANonLoopbackAddressIsRefused) {
+    ServerConfig exposed = config_;
+    exposed.listen_host = "0.0.0.0";
+    EXPECT_THROW(ServerApp app(exposed), std::runtime_error);
+    exposed.insecure = true;
+    stop();  // one writer per database at a time in this test
+    EXPECT_NO_THROW(ServerApp app(exposed));
+}
+
+TEST_F(ServerTest, ServesTlsWithTheConfiguredCertificate) {
+    stop();
+    const std::string cert = (dir_ / "cert.pem").string();
+    const std::string key = (dir_ / "key.pem").string();
+    std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout " +
+        key + " -out " + cert +
+        " -days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 "
+        ">/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) {
+        GTEST_SKIP() << "openssl command not available";
+    }
+    config_.tls_cert = cert;
+    config_.tls_key = key;
+    ServerApp app(config_, [this] { return now_.load(); });
+    int port = app.bind();
+    std::thread serving([&] { app.serve(); });
+    httplib::SSLClient tls("127.0.0.1", port);
+    tls.set_ca_cert_path(cert.c_str());
+    tls.enable_server_certificate_verification(true);
+    auto res = tls.Get("/v1/health");
+    for (int i = 0; i < 100 && !res; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        res = tls.Get("/v1/health");
+    }
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200);
+    // Plain HTTP to the TLS port gets no answer.
+    httplib::Client plain("127.0.0.1", port);
+    plain.set_read_timeout(2, 0);
+    auto bad = plain.Get("/v1/health");
+    EXPECT_TRUE(!bad || bad->status != 200);
+    app.stop();
+    serving.join();
 }
 
 TEST_F(ServerTest, RestartKeepsOpenWindowsAndCursor) {

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 namespace cipherpulse::testing {
@@ -24,6 +25,17 @@ std::filesystem::path repo_root() {
         return root;
     }
     return std::filesystem::current_path();
+}
+
+std::string last_line(const std::string& text) {
+    std::istringstream in(text);
+    std::string line, last;
+    while (std::getline(in, line)) {
+        if (!line.empty()) {
+            last = line;
+        }
+    }
+    return last;
 }
 
 TempDir::TempDir() {

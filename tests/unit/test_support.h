@@ -15,6 +15,9 @@ const PrivateKey& test_key(std::size_t bits);
 // repo_root is the repository root: $CIPHERPULSE_REPO_ROOT, else the working directory.
 std::filesystem::path repo_root();
 
+// last_line returns the last non-empty line of `text` (e.g. a token a command printed).
+std::string last_line(const std::string& text);
+
 // TempDir is a fresh directory removed with its contents on destruction.
 class TempDir {
   public:

@@ -67,7 +67,9 @@ TEST(ServerConfigTest, MistakesAreErrors) {
     for (const char* text :
          {"[server]\nlisen = \"x:1\"\n", "[server]\nthreads = \"many\"\n",
           "[storage]\nsynchronous = \"OFF\"\n", "[ingest]\ngranularities = [\"7m\"]\n",
-          "[ingest]\nseal_grace_s = { \"5m\" = 1 }\n", "[nonsense]\n", "not toml ["}) {
+          "[ingest]\nseal_grace_s = { \"5m\" = 1 }\n", "[nonsense]\n", "not toml [",
+          // Retention shorter than the accepted record age would forget sequence numbers.
+          "[storage]\nretention_days = 3\n"}) {
         auto c = load_server_config(write(dir, text));
         EXPECT_FALSE(c.ok()) << text;
     }
