@@ -431,6 +431,8 @@ void ServerState::routes() {
 
     // Before any body is read: refuse what cpp-httplib would read without bound.
     s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        // Every response carries its request id, the key to the server's log line.
+        res.set_header("X-Request-Id", std::to_string(++request_ids_));
         if (req.has_header("Transfer-Encoding")) {
             res.set_header("Connection", "close");
             problem(res, 411, "length-required", "Chunked bodies are not accepted",
@@ -489,7 +491,7 @@ void ServerState::routes() {
         }
     });
     s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-        std::uint64_t id = ++request_ids_;
+        const std::string id = res.get_header_value("X-Request-Id");
         metrics_.count_request(req.method, route_label(req.path), res.status);
         spdlog::info("request id={} method={} path={} status={} bytes_in={} bytes_out={}", id,
                      req.method, req.path, res.status, req.body.size(), res.body.size());

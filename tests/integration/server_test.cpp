@@ -257,6 +257,9 @@ TEST_F(ServerTest, HealthReadyAndActiveKey) {
     auto res = client_->Get("/v1/health");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
+    std::string first_id = res->get_header_value("X-Request-Id");
+    EXPECT_FALSE(first_id.empty());
+    EXPECT_NE(client_->Get("/v1/health")->get_header_value("X-Request-Id"), first_id);
     res = client_->Get("/v1/ready");
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(json::parse(res->body)["active_kid"], paillier_key().public_key().kid());
@@ -581,6 +584,43 @@ TEST_F(ServerTest, RetentionRemovesOldRawRecordsButKeepsWindows) {
     windows.step();
     EXPECT_EQ(windows.column_int64(0), 3);  // 1m, 1h, 1d
     EXPECT_EQ(windows.column_int64(1), 6);
+}
+
+TEST_F(ServerTest, WindowsBelowMinRecordsAreWithheldButTheCursorMovesOn) {
+    stop();
+    config_.granularities[0].min_records = 2;  // 1m
+    start();
+    // Minute 0: one record (withheld); minute 1: two records (released).
+    ASSERT_EQ(upload({record(1, kStartMs, 70).first, record(2, kStartMs + 60000, 71).first,
+                      record(3, kStartMs + 65000, 72).first})
+                  ->status,
+              200);
+    now_ = kStartMs + 180000;
+    json page;
+    for (int i = 0; i < 100; ++i) {
+        auto res = client_->Get("/v1/windows?granularity=1m&after=0&limit=10", auth(decryptor_));
+        page = json::parse(res->body);
+        if (!page["windows"].empty()) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(page["windows"].size(), 1u);
+    EXPECT_EQ(page["windows"][0]["record_count"], 2);
+    EXPECT_EQ(page["windows"][0]["start_ms"], kStartMs + 60000);
+    // The cursor is past both sealed windows: the withheld one never comes back.
+    auto res = client_->Get(
+        "/v1/windows?granularity=1m&after=" + page["next_cursor"].get<std::string>() + "&limit=10",
+        auth(decryptor_));
+    EXPECT_TRUE(json::parse(res->body)["windows"].empty());
+    EXPECT_EQ(page["next_cursor"], "2");
+    // Nor can its records be fetched.
+    auto db = store::Database::open(config_.database, {});
+    auto st = db.prepare("SELECT id FROM windows WHERE granularity = '1m' AND record_count = 1");
+    ASSERT_TRUE(st.step());
+    res = client_->Get("/v1/windows/" + std::to_string(st.column_int64(0)) + "/records",
+                       auth(decryptor_));
+    EXPECT_EQ(res->status, 404);
 }
 
 TEST_F(ServerTest, KeyRotationKeepsTheOldKeyForTheGracePeriodOnly) {
