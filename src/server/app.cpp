@@ -849,6 +849,8 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
     HttpRequestView view;
     view.method = req.method;
     view.path = req.path;
+    const std::string host = req.get_header_value("Host");
+    view.authority = host;  // for signers that cover @authority
     view.header = [&req](std::string_view name) { return header_value(req, std::string(name)); };
     VerifyPolicy policy;
     policy.now_seconds = now / 1000;
