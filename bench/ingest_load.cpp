@@ -8,12 +8,14 @@
 // edge's cost) from a pool of distinct valid ciphertexts that records reuse; every batch is
 // signed when it is sent, as an edge does.
 //
-// After a warm-up it measures for a fixed time: records/s and batches/s acknowledged (200),
-// client-side batch latency (p50/p99/max of the HTTP round trip), refusals by status, server
-// RSS (VmRSS) and CPU. Then it stops the server with SIGTERM and checks the database: every
-// acknowledged record is stored, every window's record_count equals its window_records
-// rows, and a few windows' aggregates equal the product of their records' ciphertexts and
-// decrypt to the plaintext sums of what was sent.
+// After a warm-up it measures for a fixed time: records/s and batches/s acknowledged (200
+// answers completed in the interval), client-side batch latency (p50/p99/max of the HTTP
+// round trip of every answered request in flight during the interval, so a connection the
+// server leaves waiting shows in the tail), refusals by status (429 and 503 apart), server
+// RSS (VmRSS) and CPU, and the CPU other processes took (a disturbed run shows as such). Then it
+// stops the server with SIGTERM and checks the database: every acknowledged record is stored, every
+// window's record_count equals its window_members rows, and a few windows' aggregates equal the
+// product of their records' ciphertexts and decrypt to the plaintext sums of what was sent.
 //
 // Record times: consecutive seq per device, t 5 s apart, cycling within [now - span, now - 5 s]
 // (--span-s, default 600). So that those records fold into open windows at every granularity
@@ -47,6 +49,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -193,6 +196,26 @@ std::optional<double> cpu_seconds(pid_t pid) {
     }
     const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
     return (std::stod(f[11]) + std::stod(f[12])) / ticks;
+}
+
+// machine_busy_seconds returns the CPU time all processes used (from /proc/stat), so that a
+// run disturbed by other work on the machine shows as such.
+double machine_busy_seconds() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    in >> cpu;
+    double total = 0, idle = 0;
+    for (int i = 0; i < 8; ++i) {
+        double v = 0;
+        if (!(in >> v)) {
+            break;
+        }
+        total += v;
+        if (i == 3 || i == 4) {  // idle, iowait
+            idle += v;
+        }
+    }
+    return (total - idle) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 double self_cpu_seconds() {
@@ -471,8 +494,11 @@ struct Device {
 };
 
 struct ThreadStats {
-    // Requests completed inside the measured interval.
+    // Latency of every 200 answer to a request in flight at any time during the measured
+    // interval (also when sent before or answered after it: a request left waiting must
+    // show in the tail).
     std::vector<double> latency_ms;
+    // Requests completed inside the measured interval.
     std::uint64_t batches_ok = 0;
     std::uint64_t records_ok = 0;
     std::uint64_t duplicate = 0;
@@ -497,9 +523,13 @@ struct LoadPlan {
     const std::vector<PoolEntry>* pool = nullptr;
     std::string kid;
     std::string schema;
+    bool fast_body = false;  // fast_batch_json gives batch_json's bytes
 };
 
 std::atomic<bool> g_stop_load{false};
+// Records accepted per second of the measured interval (is the rate sustained?).
+std::unique_ptr<std::atomic<std::uint64_t>[]> g_per_second;
+std::size_t g_per_second_count = 0;
 std::mutex g_log_mutex;
 int g_logged_errors = 0;
 
@@ -510,7 +540,7 @@ void log_refusal(int status, const std::string& body) {
     }
 }
 
-// next_times assigns t to `count` records of device `d`: 5 s apart, inside
+// assign_times gives the records of device `d` their times: 5 s apart, inside
 // [now - span, now - 5 s], wrapping back to the start of that range at its end.
 void assign_times(Device& d, const LoadPlan& plan, std::vector<common::UploadRecord>& records) {
     const std::int64_t now = unix_ms();
@@ -522,6 +552,105 @@ void assign_times(Device& d, const LoadPlan& plan, std::vector<common::UploadRec
         }
         r.t_ms = d.next_t;
         d.next_t += kRecordSpacingMs;
+    }
+}
+
+// fast_batch_json returns exactly what common::batch_json returns (nlohmann's sorted keys,
+// no white space) for records whose strings need no JSON escaping, at a fraction of the cost:
+// the generator shares the machine with the server, so its own CPU is kept small. Whether the
+// two agree is checked once before the load (see batch_body_is_exact), else batch_json is used.
+std::string fast_batch_json(const std::string& device,
+                            const std::vector<common::UploadRecord>& records) {
+    std::size_t size = 32 + device.size();
+    for (const auto& r : records) {
+        size += 96 + r.ct.size() + r.kid.size() + r.metric.size() + r.schema.size();
+    }
+    std::string out;
+    out.reserve(size);
+    out += "{\"device\":\"";
+    out += device;
+    out += "\",\"records\":[";
+    bool first = true;
+    for (const auto& r : records) {
+        out += first ? "{\"ct\":\"" : ",{\"ct\":\"";
+        first = false;
+        out += r.ct;
+        out += "\",\"kid\":\"";
+        out += r.kid;
+        out += "\",\"metric\":\"";
+        out += r.metric;
+        out += "\",\"schema\":\"";
+        out += r.schema;
+        out += "\",\"seq\":";
+        out += std::to_string(r.seq);
+        out += ",\"t\":";
+        out += std::to_string(r.t_ms);
+        out += "}";
+    }
+    out += "]}";
+    return out;
+}
+
+bool plain_json_text(const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '_' || c == '.' || c == ':';
+    });
+}
+
+// batch_body_is_exact checks fast_batch_json against common::batch_json on a sample batch.
+bool batch_body_is_exact(const std::vector<Device>& devices, const std::vector<PoolEntry>& pool,
+                         const std::string& kid, const std::string& schema) {
+    if (!plain_json_text(kid) || !plain_json_text(schema)) {
+        return false;
+    }
+    for (const auto& d : devices) {
+        if (!plain_json_text(d.id)) {
+            return false;
+        }
+    }
+    for (const auto& e : pool) {
+        if (!plain_json_text(e.ct_b64)) {
+            return false;
+        }
+    }
+    std::vector<common::UploadRecord> sample;
+    for (std::size_t i = 0; i < std::min<std::size_t>(pool.size(), 3); ++i) {
+        sample.push_back({static_cast<std::int64_t>(i) + 1,
+                          unix_ms() - 5000 * static_cast<std::int64_t>(i), "hr", schema, kid,
+                          pool[i].ct_b64});
+    }
+    const std::string& id = devices.empty() ? std::string("x") : devices.front().id;
+    return fast_batch_json(id, sample) == common::batch_json(id, sample);
+}
+
+// read_outcome takes "accepted", "duplicate" and "late" from a 200 answer. The server writes
+// them before "records" (sorted keys), so a scan of the part before "records" suffices; a
+// body of any other shape is parsed in full.
+void read_outcome(const std::string& body, std::uint64_t& accepted, std::uint64_t& duplicate,
+                  std::uint64_t& late) {
+    const std::size_t end = body.find("\"records\":");
+    auto field = [&](const char* key, std::uint64_t& out) {
+        const std::string pattern = std::string("\"") + key + "\":";
+        std::size_t at = body.find(pattern);
+        if (at == std::string::npos || at > end) {
+            return false;
+        }
+        const char* p = body.c_str() + at + pattern.size();
+        char* stop = nullptr;
+        out = std::strtoull(p, &stop, 10);
+        return stop != p;
+    };
+    if (end != std::string::npos && field("accepted", accepted) && field("duplicate", duplicate) &&
+        field("late", late)) {
+        return;
+    }
+    auto doc = json::parse(body, nullptr, false);
+    accepted = duplicate = late = 0;
+    if (doc.is_object()) {
+        accepted = doc.value("accepted", std::uint64_t{0});
+        duplicate = doc.value("duplicate", std::uint64_t{0});
+        late = doc.value("late", std::uint64_t{0});
     }
 }
 
@@ -570,9 +699,10 @@ void run_client(int index, std::vector<Device*> devices, const LoadPlan& plan, T
                 pool_cursor = (pool_cursor + 1) % pool.size();
             }
             assign_times(*d, plan, records);
-            auto upload =
-                common::sign_upload(common::batch_json(d->id, records), common::kReadingsPath,
-                                    d->id, d->key, unix_ms() / 1000);
+            std::string body = plan.fast_body ? fast_batch_json(d->id, records)
+                                              : common::batch_json(d->id, records);
+            auto upload = common::sign_upload(std::move(body), common::kReadingsPath, d->id, d->key,
+                                              unix_ms() / 1000);
             httplib::Headers headers = {{"Content-Digest", upload.content_digest},
                                         {"Signature-Input", upload.signature_input},
                                         {"Signature", upload.signature}};
@@ -580,6 +710,7 @@ void run_client(int index, std::vector<Device*> devices, const LoadPlan& plan, T
             auto res = client.Post(common::kReadingsPath, headers, upload.body, "application/json");
             const auto done = SteadyClock::now();
             const bool measured = done >= plan.measure_start && done < plan.measure_end;
+            const bool overlaps_window = sent < plan.measure_end && done >= plan.measure_start;
             if (!res) {
                 // No answer: the server may or may not have stored the batch. Never reuse
                 // these sequence numbers (a different body under a stored seq is a 409).
@@ -598,20 +729,23 @@ void run_client(int index, std::vector<Device*> devices, const LoadPlan& plan, T
                 continue;
             }
             if (res->status == 200) {
-                auto doc = json::parse(res->body, nullptr, false);
                 std::uint64_t accepted = 0, duplicate = 0, late = 0;
-                if (doc.is_object()) {
-                    accepted = doc.value("accepted", 0u);
-                    duplicate = doc.value("duplicate", 0u);
-                    late = doc.value("late", 0u);
-                }
+                read_outcome(res->body, accepted, duplicate, late);
                 st.total_accepted += accepted;
                 ++st.total_batches_ok;
-                if (measured) {
+                if (overlaps_window) {
                     st.latency_ms.push_back(
                         std::chrono::duration<double, std::milli>(done - sent).count());
+                }
+                if (measured) {
                     ++st.batches_ok;
                     st.records_ok += accepted;
+                    auto second = static_cast<std::size_t>(
+                        std::chrono::duration_cast<std::chrono::seconds>(done - plan.measure_start)
+                            .count());
+                    if (second < g_per_second_count) {
+                        g_per_second[second].fetch_add(accepted, std::memory_order_relaxed);
+                    }
                     st.duplicate += duplicate;
                     st.late += late;
                 }
@@ -648,6 +782,7 @@ void run_client(int index, std::vector<Device*> devices, const LoadPlan& plan, T
 
 struct Verification {
     std::int64_t records_in_db = 0;
+    std::int64_t database_bytes = 0;  // database file + WAL after the server stopped
     std::int64_t batches_in_db = 0;
     std::int64_t windows = 0;
     std::int64_t window_records = 0;
@@ -671,18 +806,25 @@ Verification verify_database(const std::string& path, const PrivateKey& sk,
                              std::uint64_t accepted, std::uint64_t batches_ok,
                              std::uint64_t unknown_batches, int batch) {
     Verification v;
+    for (const std::string& file : {path, path + "-wal"}) {
+        std::error_code ec;
+        auto size = fs::file_size(file, ec);
+        if (!ec) {
+            v.database_bytes += static_cast<std::int64_t>(size);
+        }
+    }
     store::OpenOptions options;
     options.create = false;
     auto db = store::Database::open(path, options);
     v.records_in_db = query_int(db, "SELECT COUNT(*) FROM records");
     v.batches_in_db = query_int(db, "SELECT COUNT(*) FROM batches");
     v.windows = query_int(db, "SELECT COUNT(*) FROM windows");
-    v.window_records = query_int(db, "SELECT COUNT(*) FROM window_records");
+    v.window_records = query_int(db, "SELECT COUNT(*) FROM window_members");
     v.late_records = query_int(db, "SELECT COUNT(*) FROM records WHERE late <> 0");
     v.windows_count_mismatch =
         query_int(db,
                   "SELECT COUNT(*) FROM windows w WHERE w.record_count <> "
-                  "(SELECT COUNT(*) FROM window_records r WHERE r.window_id = w.id)");
+                  "(SELECT COUNT(*) FROM window_members r WHERE r.window_id = w.id)");
     const auto acc = static_cast<std::int64_t>(accepted);
     if (v.records_in_db != acc) {
         std::string why = "records in the database (" + std::to_string(v.records_in_db) +
@@ -700,7 +842,7 @@ Verification verify_database(const std::string& path, const PrivateKey& sk,
     }
     if (v.windows_count_mismatch != 0) {
         v.problems.push_back(std::to_string(v.windows_count_mismatch) +
-                             " windows whose record_count differs from their window_records rows");
+                             " windows whose record_count differs from their window_members rows");
     }
     // Aggregates: the largest window of each granularity and a couple of 1m windows must be
     // the product of their records' ciphertexts, and decrypt to the sum of what was sent.
@@ -730,7 +872,7 @@ Verification verify_database(const std::string& path, const PrivateKey& sk,
         const BigInt aggregate = BigInt::from_bytes(w.column_blob(1));
         w.reset();
         auto rs = db.prepare(
-            "SELECT r.ct FROM window_records wr JOIN records r ON r.device_id = wr.device_id AND "
+            "SELECT r.ct FROM window_members wr JOIN records r ON r.device_id = wr.device_id AND "
             "r.seq = wr.seq WHERE wr.window_id = ?");
         rs.bind(1, id);
         std::vector<Ciphertext> cts;
@@ -937,12 +1079,18 @@ int run(const Options& o) {
     plan.pool = &pool;
     plan.kid = pk.kid();
     plan.schema = codec.schema_id();
+    plan.fast_body = batch_body_is_exact(devices, pool, plan.kid, plan.schema);
+    if (!plan.fast_body) {
+        std::cerr << "ingest_load: note: bodies built with common::batch_json (slower)\n";
+    }
     const auto load_start = SteadyClock::now();
     plan.measure_start = load_start + std::chrono::duration_cast<SteadyClock::duration>(
                                           std::chrono::duration<double>(o.warmup));
     plan.measure_end = plan.measure_start + std::chrono::duration_cast<SteadyClock::duration>(
                                                 std::chrono::duration<double>(o.seconds));
     std::vector<ThreadStats> stats(static_cast<std::size_t>(o.concurrency));
+    g_per_second_count = static_cast<std::size_t>(std::ceil(o.seconds));
+    g_per_second = std::make_unique<std::atomic<std::uint64_t>[]>(g_per_second_count);
     std::vector<std::thread> clients;
     ScopeExit join_clients([&] {
         g_stop_load = true;
@@ -962,6 +1110,7 @@ int run(const Options& o) {
     }
     std::int64_t rss_start = 0, rss_end = 0, rss_max = rss_idle;
     double server_cpu_start = 0, server_cpu_end = 0, self_cpu_start = 0, self_cpu_end = 0;
+    double machine_start = 0, machine_end = 0;
     bool started_measure = false, ended_measure = false;
     std::string abort_reason;
     while (!ended_measure) {
@@ -985,12 +1134,14 @@ int run(const Options& o) {
             rss_start = rss;
             server_cpu_start = cpu_seconds(server.pid()).value_or(0);
             self_cpu_start = self_cpu_seconds();
+            machine_start = machine_busy_seconds();
         }
         if (now >= plan.measure_end) {
             ended_measure = true;
             rss_end = rss;
             server_cpu_end = cpu_seconds(server.pid()).value_or(0);
             self_cpu_end = self_cpu_seconds();
+            machine_end = machine_busy_seconds();
             break;
         }
         auto next = now + std::chrono::milliseconds(100);
@@ -1009,6 +1160,7 @@ int run(const Options& o) {
             rss_end = rss_kib(server.pid()).value_or(0);
             server_cpu_end = cpu_seconds(server.pid()).value_or(server_cpu_start);
             self_cpu_end = self_cpu_seconds();
+            machine_end = machine_busy_seconds();
         }
     }
     // Let in-flight requests finish (their records count in the database check), then stop.
@@ -1044,6 +1196,12 @@ int run(const Options& o) {
         }
     }
     std::sort(latencies.begin(), latencies.end());
+    // Fairness: batches answered per connection in the interval (a starved one shows as 0).
+    std::uint64_t per_conn_min = UINT64_MAX, per_conn_max = 0;
+    for (auto& s : stats) {
+        per_conn_min = std::min(per_conn_min, s.batches_ok);
+        per_conn_max = std::max(per_conn_max, s.batches_ok);
+    }
     double mean = 0;
     for (double l : latencies) {
         mean += l;
@@ -1056,6 +1214,8 @@ int run(const Options& o) {
         measured_s > 0 ? static_cast<double>(total.batches_ok) / secs : 0.0;
     const double server_cores = measured_s > 0 ? (server_cpu_end - server_cpu_start) / secs : 0.0;
     const double self_cores = measured_s > 0 ? (self_cpu_end - self_cpu_start) / secs : 0.0;
+    const double machine_cores = measured_s > 0 ? (machine_end - machine_start) / secs : 0.0;
+    const double other_cores = std::max(0.0, machine_cores - server_cores - self_cores);
     auto refused = [&](int status) {
         auto it = total.refused.find(status);
         return it == total.refused.end() ? std::uint64_t{0} : it->second;
@@ -1084,18 +1244,45 @@ int run(const Options& o) {
 
     // Report.
     std::ostringstream r;
+    std::vector<std::uint64_t> per_second_json;
     r << std::fixed << std::setprecision(1);
     r << "cipherpulse-server ingest: n=" << o.bits << " bits, " << o.devices << " devices, "
       << o.concurrency << " connections, batch " << o.batch << ", server threads "
       << o.server_threads << ", rate limit "
-      << (o.rate ? std::to_string(*o.rate) + "/s per device" : std::string("off (1e6/s)")) << ", "
-      << o.seconds << " s measured after " << o.warmup << " s warm-up\n";
+      << (o.rate ? (std::ostringstream() << std::defaultfloat << *o.rate << "/s per device").str()
+                 : std::string("off (1e6/s)"))
+      << ", " << measured_s << " s measured after " << o.warmup << " s warm-up\n";
     if (!abort_reason.empty()) {
         r << "  ABORTED: " << abort_reason << "\n";
     }
     r << "  accepted      " << std::setprecision(0) << records_per_s << " records/s, "
       << std::setprecision(1) << batches_per_s << " batches/s (" << total.records_ok
-      << " records in " << total.batches_ok << " batches)\n";
+      << " records in " << total.batches_ok << " batches; per connection " << per_conn_min << ".."
+      << per_conn_max << ")\n";
+    {
+        // Whole seconds only (a fractional last second would read low).
+        const auto whole = static_cast<std::size_t>(std::floor(measured_s));
+        std::vector<std::uint64_t> per_second;
+        for (std::size_t i = 0; i < std::min(whole, g_per_second_count); ++i) {
+            per_second.push_back(g_per_second[i].load());
+        }
+        if (per_second.size() >= 4) {
+            const std::size_t q = per_second.size() / 4;
+            auto avg = [&](std::size_t from, std::size_t to) {
+                double sum = 0;
+                for (std::size_t i = from; i < to; ++i) {
+                    sum += static_cast<double>(per_second[i]);
+                }
+                return sum / static_cast<double>(to - from);
+            };
+            r << "  per second    min " << *std::min_element(per_second.begin(), per_second.end())
+              << ", max " << *std::max_element(per_second.begin(), per_second.end())
+              << " records; first quarter " << std::setprecision(0) << avg(0, q)
+              << "/s, last quarter " << avg(per_second.size() - q, per_second.size()) << "/s\n"
+              << std::setprecision(1);
+        }
+        per_second_json = per_second;
+    }
     r << "  latency       p50 " << std::setprecision(1) << percentile(latencies, 0.50)
       << " ms, p99 " << percentile(latencies, 0.99) << " ms, max "
       << (latencies.empty() ? 0.0 : latencies.back()) << " ms, mean " << mean << " ms\n";
@@ -1111,7 +1298,8 @@ int run(const Options& o) {
     r << "  server RSS    idle " << rss_idle / 1024 << " MiB, start " << rss_start / 1024
       << " MiB, end " << rss_end / 1024 << " MiB, max " << rss_max / 1024 << " MiB\n";
     r << std::setprecision(2) << "  CPU           server " << server_cores << " cores, generator "
-      << self_cores << " cores (of " << std::thread::hardware_concurrency() << ")\n";
+      << self_cores << " cores, other processes " << other_cores << " cores (of "
+      << std::thread::hardware_concurrency() << ")\n";
     r << std::setprecision(1) << "  shutdown      " << server.describe_exit() << " after "
       << shutdown_s << " s\n";
     if (!verify_error.empty()) {
@@ -1120,9 +1308,16 @@ int run(const Options& o) {
         r << "  verify        " << (v.problems.empty() ? "ok" : "FAILED") << ": " << v.records_in_db
           << " records stored / " << total.total_accepted << " acknowledged (whole run), "
           << v.windows << " windows, " << v.windows_count_mismatch
-          << " with record_count != window_records, " << v.aggregates_checked - v.aggregates_bad
+          << " with record_count != window_members, " << v.aggregates_checked - v.aggregates_bad
           << "/" << v.aggregates_checked
           << " aggregates = product of records and decrypt to their sum\n";
+        r << "  database      " << v.database_bytes / (1024 * 1024) << " MiB (with WAL), "
+          << std::setprecision(0)
+          << (v.records_in_db > 0
+                  ? static_cast<double>(v.database_bytes) / static_cast<double>(v.records_in_db)
+                  : 0.0)
+          << " bytes per stored record\n"
+          << std::setprecision(1);
         for (const auto& p : v.problems) {
             r << "                - " << p << "\n";
         }
@@ -1142,9 +1337,11 @@ int run(const Options& o) {
         {"rate", o.rate ? json(*o.rate) : json(nullptr)},
         {"server_threads", o.server_threads},
         {"records_per_s", records_per_s},
+        {"records_per_second_series", per_second_json},
         {"batches_per_s", batches_per_s},
         {"records", total.records_ok},
         {"batches", total.batches_ok},
+        {"batches_per_connection", {{"min", per_conn_min}, {"max", per_conn_max}}},
         {"latency_ms",
          {{"p50", percentile(latencies, 0.5)},
           {"p99", percentile(latencies, 0.99)},
@@ -1160,10 +1357,12 @@ int run(const Options& o) {
          {{"idle", rss_idle}, {"start", rss_start}, {"end", rss_end}, {"max", rss_max}}},
         {"server_cpu_cores", server_cores},
         {"generator_cpu_cores", self_cores},
+        {"other_cpu_cores", other_cores},
         {"shutdown_s", shutdown_s},
         {"server_exit", server.describe_exit()},
         {"accepted_total", total.total_accepted},
         {"records_in_db", v.records_in_db},
+        {"database_bytes", v.database_bytes},
         {"window_count_mismatches", v.windows_count_mismatch},
         {"aggregates_checked", v.aggregates_checked},
         {"aggregates_bad", v.aggregates_bad},

@@ -52,20 +52,25 @@ for r in rows:
 med = lambda rs, f: statistics.median(f(r) for r in rs)
 print("Medians per configuration (%d runs in all):" % len(rows))
 print("| bits | conns | batch | devices | runs | records/s | batches/s | p50 ms | p99 ms | max ms "
-      "| 429 | 503 | other | server cores | RSS max MiB | checks | target |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| min batches/conn | 429 | 503 | other | server cores | other procs cores | RSS max MiB "
+      "| checks | target |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (bits, conns, batch, devices), rs in sorted(groups.items()):
     rps = med(rs, lambda r: r["records_per_s"])
     p99 = med(rs, lambda r: r["latency_ms"]["p99"])
     checks = "ok" if all(r["ok"] for r in rs) else "FAILED %d/%d" % (
         sum(not r["ok"] for r in rs), len(rs))
     target = ("met" if rps >= 20000 and p99 <= 100 else "not met") if bits == 2048 else "-"
-    print("| %d | %d | %d | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %d | %d | %.2f | %.0f | %s | %s |" % (
+    print("| %d | %d | %d | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %d | %d | %d | %.2f | %.2f | %.0f | %s | %s |" % (
         bits, conns, batch, devices, len(rs), rps, med(rs, lambda r: r["batches_per_s"]),
         med(rs, lambda r: r["latency_ms"]["p50"]), p99, med(rs, lambda r: r["latency_ms"]["max"]),
+        min(r["batches_per_connection"]["min"] for r in rs),
         sum(r["http_429"] for r in rs), sum(r["http_503"] for r in rs),
         sum(r["other_errors"] + r["no_answer"] for r in rs),
-        med(rs, lambda r: r["server_cpu_cores"]), med(rs, lambda r: r["server_rss_kib"]["max"]) / 1024,
-        checks, target))
+        med(rs, lambda r: r["server_cpu_cores"]), med(rs, lambda r: r["other_cpu_cores"]),
+        med(rs, lambda r: r["server_rss_kib"]["max"]) / 1024, checks, target))
+print("A connection with 0 batches was starved (more connections than server.threads: each "
+      "keep-alive connection holds an HTTP worker). 'other procs cores' is CPU used by other "
+      "processes during the run: high values mean a disturbed measurement.")
 PY
 exit "$status"

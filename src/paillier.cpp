@@ -509,6 +509,69 @@ Result<Ciphertext> PublicKey::parse_ciphertext_base64url(std::string_view text) 
     return parse_ciphertext(bytes.value());
 }
 
+std::vector<Result<Ciphertext>> PublicKey::parse_ciphertexts_base64url(
+    std::span<const std::string_view> texts, std::vector<std::vector<std::uint8_t>>* bytes) const {
+    std::vector<Result<Ciphertext>> out;
+    out.reserve(texts.size());
+    if (bytes != nullptr) {
+        bytes->assign(texts.size(), {});
+    }
+    BigInt product(1);
+    BigInt& t = scratch();
+    std::vector<std::size_t> candidates;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        const std::string_view text = texts[i];
+        if (text.size() > (state_->ciphertext_bytes * 4 + 2) / 3 + 4) {
+            out.emplace_back(make_error(ErrorCode::kInvalidLength, "ciphertext text too long"));
+            continue;
+        }
+        auto decoded = base64url_decode(text);
+        if (!decoded) {
+            out.emplace_back(
+                make_error(ErrorCode::kInvalidEncoding, "ciphertext: " + decoded.error().message));
+            continue;
+        }
+        if (decoded.value().size() != state_->ciphertext_bytes) {
+            out.emplace_back(make_error(ErrorCode::kInvalidLength,
+                                        "ciphertext has " + std::to_string(decoded.value().size()) +
+                                            " bytes, expected " +
+                                            std::to_string(state_->ciphertext_bytes)));
+            continue;
+        }
+        BigInt c = BigInt::from_bytes(decoded.value());
+        if (c.sign() <= 0) {
+            out.emplace_back(make_error(ErrorCode::kOutOfRange, "ciphertext must be positive"));
+            continue;
+        }
+        if (c >= state_->n_squared) {
+            out.emplace_back(make_error(ErrorCode::kOutOfRange, "ciphertext must be below n^2"));
+            continue;
+        }
+        // Accumulate modulo n: gcd(prod c_i mod n, n) = 1 iff every c_i is a unit mod n.
+        mpz_mul(t.get(), product.get(), c.get());
+        mpz_tdiv_r(product.get(), t.get(), state_->n.get());
+        if (bytes != nullptr) {
+            (*bytes)[i] = std::move(decoded).value();
+        }
+        candidates.push_back(i);
+        out.emplace_back(Ciphertext(std::move(c), state_->fingerprint));
+    }
+    BigInt g;
+    mpz_gcd(g.get(), product.get(), state_->n.get());
+    if (mpz_cmp_ui(g.get(), 1) != 0) {
+        for (std::size_t i : candidates) {
+            mpz_gcd(g.get(), out[i].value().value().get(), state_->n.get());
+            if (mpz_cmp_ui(g.get(), 1) != 0) {
+                out[i] = make_error(ErrorCode::kOutOfRange, "ciphertext shares a factor with n");
+                if (bytes != nullptr) {
+                    (*bytes)[i].clear();
+                }
+            }
+        }
+    }
+    return out;
+}
+
 std::vector<std::uint8_t> PublicKey::serialize(const Ciphertext& c) const {
     check_same_key(c);
     return c.c_.to_fixed_bytes(state_->ciphertext_bytes);

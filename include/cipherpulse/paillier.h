@@ -119,6 +119,13 @@ class PublicKey {
     Result<Ciphertext> parse_ciphertext(std::span<const std::uint8_t> bytes) const;
     // parse_ciphertext_base64url decodes base64url (no padding) and then parse_ciphertext.
     Result<Ciphertext> parse_ciphertext_base64url(std::string_view text) const;
+    // parse_ciphertexts_base64url parses many ciphertexts at once, with the same checks and
+    // errors as parse_ciphertext_base64url for each, but one gcd for the whole batch (the
+    // product of units is a unit); per-ciphertext gcds only when that one fails. `bytes`,
+    // when non-null, receives each valid ciphertext's fixed-length bytes (empty for errors).
+    std::vector<Result<Ciphertext>> parse_ciphertexts_base64url(
+        std::span<const std::string_view> texts,
+        std::vector<std::vector<std::uint8_t>>* bytes = nullptr) const;
     // validate_ciphertext checks an integer as parse_ciphertext does.
     Result<Ciphertext> validate_ciphertext(const BigInt& c) const;
     // serialize returns the fixed-length big-endian bytes of c.

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "cipherpulse/base64url.h"
 #include "cipherpulse/ed25519.h"
@@ -116,6 +117,36 @@ class RateLimiter {
     std::map<std::string, Bucket> buckets_;
 };
 
+// DeviceKeyCache keeps parsed device public keys by their PEM text, so an upload does not
+// decode the PEM each time; keyed by the text read from the database, it never serves a key
+// the database no longer has for the device.
+class DeviceKeyCache {
+  public:
+    std::optional<Ed25519PublicKey> get(const std::string& pem) {
+        {
+            std::lock_guard lock(mutex_);
+            auto it = keys_.find(pem);
+            if (it != keys_.end()) {
+                return it->second;
+            }
+        }
+        auto key = Ed25519PublicKey::from_pem(pem);
+        if (!key) {
+            return std::nullopt;
+        }
+        std::lock_guard lock(mutex_);
+        if (keys_.size() > 100000) {
+            keys_.clear();
+        }
+        keys_.emplace(pem, key.value());
+        return key.value();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::unordered_map<std::string, Ed25519PublicKey> keys_;
+};
+
 bool is_loopback(const std::string& host) {
     return host == "127.0.0.1" || host == "::1" || host == "localhost" ||
            host.rfind("127.", 0) == 0;
@@ -149,6 +180,7 @@ class ServerState {
     Metrics metrics_;
     RateLimiter limiter_;
     std::optional<Ed25519PublicKey> identity_;
+    DeviceKeyCache device_keys_;
     std::unique_ptr<httplib::Server> http_;
     std::atomic<std::uint64_t> request_ids_{0};
     std::thread sealer_;
@@ -269,6 +301,11 @@ ServerState::ServerState(ServerConfig config, std::function<std::int64_t()> cloc
     keys_.load(db);
     windows_ = std::make_unique<Windows>(config_.granularities, counters_);
     windows_->load(db);
+    // The sealer thread copies the WAL back into the database (PASSIVE checkpoints from its
+    // own connection) while the writer works; the writer's own checkpoint, which it must
+    // run for the WAL to be reused, comes rarely and finds the work done. Statement
+    // journals of the writer's savepoints stay in memory.
+    db.exec("PRAGMA wal_autocheckpoint = 2000; PRAGMA temp_store = MEMORY");
     reads_ = std::make_unique<ReadPool>(config_.database, config_.synchronous);
     writer_ = std::make_unique<Writer>(std::move(db), config_.request_queue);
     if (!config_.tls_cert.empty()) {
@@ -325,6 +362,10 @@ int ServerState::bind() {
 }
 
 void ServerState::seal_loop() {
+    store::OpenOptions options;
+    options.create = false;
+    options.synchronous = config_.synchronous;
+    store::Database checkpointer = store::Database::open(config_.database, options);
     std::unique_lock lock(sealer_mutex_);
     int ticks = 0;
     while (!stopping_) {
@@ -344,6 +385,13 @@ void ServerState::seal_loop() {
             } catch (const std::exception& e) {
                 spdlog::error("sealing failed: {}", e.what());
             }
+        }
+        // Move the WAL into the database file without holding up the writer; PASSIVE never
+        // waits for readers or the writer.
+        try {
+            checkpointer.exec("PRAGMA wal_checkpoint(PASSIVE)");
+        } catch (const std::exception& e) {
+            spdlog::warn("checkpoint failed: {}", e.what());
         }
         if (++ticks % 120 == 0) {  // about once a minute
             const std::int64_t cutoff = clock_() - std::int64_t{config_.retention_days} * 86400000;
@@ -831,11 +879,8 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
         st.bind(1, device_id);
         if (st.step()) {
             patient = st.column_text(0);
-            auto key = Ed25519PublicKey::from_pem(st.column_text(1));
+            device_key = device_keys_.get(st.column_text(1));
             device_status = st.column_text(2);
-            if (key) {
-                device_key = key.value();
-            }
         }
         st.reset();
     }
@@ -920,8 +965,12 @@ void ServerState::post_readings(const httplib::Request& req, httplib::Response& 
     SignedRequest signed_request{req.method, req.path, digest, sig_input, sig, req.body};
     std::promise<BatchOutcome> done;
     auto outcome_future = done.get_future();
+    // The window products are computed here, on the request's thread, so the single writer
+    // only multiplies one partial per window into its aggregate.
+    auto partials = windows_->compute_partials(batch.value().records, patient, now);
     auto job = windows_->make_ingest_job(device_id, patient, std::move(signed_request),
-                                         std::move(batch.value().records), now, std::move(done));
+                                         std::move(batch.value().records), std::move(partials), now,
+                                         std::move(done));
     if (!writer_->submit(job)) {
         res.set_header("Retry-After", "1");
         problem(res, 503, "overloaded", "Server busy", "the write queue is full; retry later");
@@ -1083,8 +1132,8 @@ void ServerState::get_window_records(const httplib::Request& req, httplib::Respo
         }
         auto& r = db.prepare_cached(
             "SELECT r.device_id, r.seq, r.t_ms, r.metric, r.schema, r.kid, r.ct, r.batch_id "
-            "FROM window_records wr JOIN records r ON r.device_id = wr.device_id AND "
-            "r.seq = wr.seq WHERE wr.window_id = ? ORDER BY r.device_id, r.seq");
+            "FROM window_members m JOIN records r ON r.device_id = m.device_id AND "
+            "r.seq = m.seq WHERE m.window_id = ? ORDER BY r.device_id, r.seq");
         r.bind(1, id);
         std::set<std::int64_t> batch_ids;
         while (r.step()) {

@@ -30,7 +30,7 @@ struct ServerConfig {
     std::string tls_cert;   // PEM file; empty = plain HTTP
     std::string tls_key;    // PEM file (0600)
     bool insecure = false;  // allow plain HTTP on a non-loopback address
-    int threads = 8;
+    int threads = 32;       // each keep-alive connection holds one while open
     std::size_t max_body_bytes = 4u << 20;
     std::size_t max_records_per_batch = 1000;
     std::size_t request_queue = 64;      // requests waiting for the writer; beyond: 503

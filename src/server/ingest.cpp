@@ -1,5 +1,7 @@
 #include "server/ingest.h"
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -81,6 +83,18 @@ Error malformed(const std::string& what) {
     return make_error(ErrorCode::kInvalidEncoding, what);
 }
 
+// schema_fits tells whether a schema's layout fits a modulus size; cached per thread, as
+// building a layout costs more than the rest of a record's checks.
+bool schema_fits(const std::string& schema_text, const SchemaId& schema, std::size_t bits) {
+    thread_local std::map<std::pair<std::string, std::size_t>, bool> cache;
+    auto key = std::make_pair(schema_text, bits);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+        it = cache.emplace(key, make_layout(schema).fits_modulus(bits)).first;
+    }
+    return it->second;
+}
+
 const char* metric_name(Metric m) {
     switch (m) {
         case Metric::kHeartRate:
@@ -139,17 +153,54 @@ std::optional<RecordProblem> check_record(const nlohmann::json& r, const KeyRing
         (!key->retired_ms || limits.now_ms > *key->retired_ms + limits.key_rotation_grace_ms)) {
         return RecordProblem{"inactive-kid", "encryption key is no longer active"};
     }
-    if (!make_layout(schema.value()).fits_modulus(key->key.modulus_bits())) {
+    if (!schema_fits(out.schema, schema.value(), key->key.modulus_bits())) {
         return RecordProblem{"unknown-schema", "schema does not fit this key's plaintext space"};
     }
-    auto c = key->key.parse_ciphertext_base64url(r["ct"].get_ref<const std::string&>());
-    if (!c) {
-        return RecordProblem{"invalid-ciphertext", c.error().message};
-    }
-    out.ct = key->key.serialize(c.value());
-    out.ciphertext = std::move(c).value();
+    // The ciphertext itself is checked for the whole batch at once (parse_batch).
     out.key = key->key;
     return std::nullopt;
+}
+
+// check_ciphertexts validates the ciphertexts of the records that passed check_record, one
+// batch gcd per key; refused ones get their problem and leave `valid`.
+void check_ciphertexts(const nlohmann::json& records,
+                       std::vector<std::optional<RecordProblem>>& problems,
+                       std::vector<std::size_t>& record_index, std::vector<ValidRecord>& valid) {
+    std::map<std::string, std::vector<std::size_t>> by_kid;  // kid -> positions in `valid`
+    for (std::size_t v = 0; v < valid.size(); ++v) {
+        by_kid[valid[v].kid].push_back(v);
+    }
+    std::vector<bool> refused(valid.size(), false);
+    for (const auto& [kid, positions] : by_kid) {
+        const PublicKey& pk = *valid[positions.front()].key;
+        std::vector<std::string_view> texts;
+        for (std::size_t v : positions) {
+            texts.push_back(records[record_index[v]]["ct"].get_ref<const std::string&>());
+        }
+        std::vector<std::vector<std::uint8_t>> bytes;
+        auto parsed = pk.parse_ciphertexts_base64url(texts, &bytes);
+        for (std::size_t k = 0; k < positions.size(); ++k) {
+            ValidRecord& r = valid[positions[k]];
+            if (!parsed[k]) {
+                problems[record_index[positions[k]]] =
+                    RecordProblem{"invalid-ciphertext", parsed[k].error().message};
+                refused[positions[k]] = true;
+                continue;
+            }
+            r.ciphertext = std::move(parsed[k]).value();
+            r.ct = std::move(bytes[k]);
+        }
+    }
+    std::vector<ValidRecord> kept;
+    std::vector<std::size_t> kept_index;
+    for (std::size_t v = 0; v < valid.size(); ++v) {
+        if (!refused[v]) {
+            kept.push_back(std::move(valid[v]));
+            kept_index.push_back(record_index[v]);
+        }
+    }
+    valid = std::move(kept);
+    record_index = std::move(kept_index);
 }
 
 }  // namespace
@@ -182,6 +233,7 @@ Result<ParsedBatch> parse_batch(std::string_view body, const KeyRing& keys,
     ParsedBatch out;
     out.device = device->get<std::string>();
     std::set<std::int64_t> seen;
+    std::vector<std::size_t> record_index;  // for each entry of out.records, its position
     for (const auto& r : *records) {
         if (!r.is_object()) {
             return malformed("every record must be a JSON object");
@@ -203,9 +255,11 @@ Result<ParsedBatch> parse_batch(std::string_view body, const KeyRing& keys,
         }
         out.problems.push_back(problem);
         if (!problem) {
+            record_index.push_back(out.seqs.size() - 1);
             out.records.push_back(std::move(valid));
         }
     }
+    check_ciphertexts(*records, out.problems, record_index, out.records);
     return out;
 }
 
@@ -240,66 +294,160 @@ void Windows::load(store::Database& db) {
     }
 }
 
+namespace {
+
+std::int64_t window_start(std::int64_t t_ms, std::int64_t length_ms) {
+    return t_ms - ((t_ms % length_ms) + length_ms) % length_ms;
+}
+
+}  // namespace
+
+std::vector<Windows::Partial> Windows::compute_partials(std::vector<ValidRecord>& records,
+                                                        const std::string& patient,
+                                                        std::int64_t now_ms) const {
+    // Granularities from finest to coarsest; a coarser one whose length is a multiple of a
+    // finer one's is the product of that one's partials (before lateness is applied).
+    std::vector<const Granularity*> order;
+    for (const auto& g : granularities_) {
+        order.push_back(&g);
+    }
+    std::sort(order.begin(), order.end(), [](const Granularity* a, const Granularity* b) {
+        return a->length_ms < b->length_ms;
+    });
+    std::vector<Partial> all;
+    std::vector<std::unordered_map<Key, std::size_t, KeyHash>> index(order.size());
+    auto add = [&](std::size_t level, const Key& key, const Granularity& g, const BigInt& value,
+                   std::int64_t count, const ValidRecord& like) {
+        auto [it, fresh] = index[level].try_emplace(key, all.size());
+        if (fresh) {
+            Partial p;
+            p.key = key;
+            p.length_ms = g.length_ms;
+            p.seal_ms = key.start_ms + g.length_ms + g.seal_grace_ms;
+            p.product = value;
+            p.count = count;
+            p.max_records = like.max_records;
+            p.public_key = like.key;
+            all.push_back(std::move(p));
+            return;
+        }
+        Partial& p = all[it->second];
+        BigInt t;
+        mpz_mul(t.get(), p.product.get(), value.get());
+        mpz_tdiv_r(p.product.get(), t.get(), like.key->n_squared().get());
+        p.count += count;
+    };
+    std::vector<std::vector<std::size_t>> members(order.size());  // level -> partial indexes
+    for (std::size_t level = 0; level < order.size(); ++level) {
+        const Granularity& g = *order[level];
+        std::optional<std::size_t> finer;
+        for (std::size_t f = level; f-- > 0;) {
+            if (g.length_ms % order[f]->length_ms == 0) {
+                finer = f;
+                break;
+            }
+        }
+        std::size_t before = all.size();
+        if (finer) {
+            for (std::size_t i : members[*finer]) {
+                Partial source = all[i];  // copy: `all` may grow
+                Key key = source.key;
+                key.granularity = g.name;
+                key.start_ms = window_start(key.start_ms, g.length_ms);
+                ValidRecord like;
+                like.max_records = source.max_records;
+                like.key = source.public_key;
+                add(level, key, g, source.product, source.count, like);
+            }
+        } else {
+            for (const auto& r : records) {
+                Key key{r.kid,    patient, r.metric,
+                        r.schema, g.name,  window_start(r.t_ms, g.length_ms)};
+                add(level, key, g, r.ciphertext->value(), 1, r);
+            }
+        }
+        for (std::size_t i = before; i < all.size(); ++i) {
+            members[level].push_back(i);
+        }
+    }
+    for (auto& r : records) {
+        r.late_granularities = 0;
+        for (const auto& g : granularities_) {
+            if (now_ms >= window_start(r.t_ms, g.length_ms) + g.length_ms + g.seal_grace_ms) {
+                ++r.late_granularities;
+            }
+        }
+    }
+    std::vector<Partial> out;
+    for (auto& p : all) {
+        if (now_ms < p.seal_ms) {
+            out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
 // IngestJob stores one batch. The undo log restores the open windows it touched if its
 // savepoint or the group's commit is rolled back.
 class IngestJob final : public WriteJob {
   public:
     IngestJob(Windows& windows, std::string device, std::string patient, SignedRequest request,
-              std::vector<ValidRecord> records, std::int64_t now_ms,
-              std::promise<BatchOutcome> done)
+              std::vector<ValidRecord> records, std::vector<Windows::Partial> partials,
+              std::int64_t now_ms, std::promise<BatchOutcome> done)
         : windows_(windows),
           device_(std::move(device)),
           patient_(std::move(patient)),
           request_(std::move(request)),
           records_(std::move(records)),
+          partials_(std::move(partials)),
           now_ms_(now_ms),
           done_(std::move(done)) {}
 
     void run(store::Database& db) override {
         outcome_ = BatchOutcome{};
-        for (const auto& r : records_) {
+        bool any_duplicate = false;
+        std::vector<bool> duplicate(records_.size(), false);
+        for (std::size_t i = 0; i < records_.size(); ++i) {
+            duplicate[i] = is_duplicate(db, records_[i]);
+            any_duplicate = any_duplicate || duplicate[i];
+        }
+        for (std::size_t i = 0; i < records_.size(); ++i) {
+            const auto& r = records_[i];
             RecordOutcome o;
             o.seq = r.seq;
-            if (is_duplicate(db, r)) {
+            if (duplicate[i]) {
                 o.status = RecordOutcome::Status::kDuplicate;
-                outcome_.records.push_back(o);
-                continue;
-            }
-            if (outcome_.batch_id == 0) {
-                outcome_.batch_id = insert_batch(db);
-            }
-            std::vector<std::int64_t> window_ids;
-            for (const auto& g : windows_.granularities_) {
-                auto id = fold(db, r, g);
-                if (id) {
-                    window_ids.push_back(*id);
-                } else {
-                    ++o.late_granularities;
+            } else {
+                if (outcome_.batch_id == 0) {
+                    outcome_.batch_id = insert_batch(db);
                 }
-            }
-            auto& ins = db.prepare_cached(
-                "INSERT INTO records (device_id, seq, t_ms, metric, schema, kid, ct, batch_id, "
-                "received_ms, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-            ins.bind(1, device_);
-            ins.bind(2, r.seq);
-            ins.bind(3, r.t_ms);
-            ins.bind(4, r.metric);
-            ins.bind(5, r.schema);
-            ins.bind(6, r.kid);
-            ins.bind_blob(7, r.ct);
-            ins.bind(8, outcome_.batch_id);
-            ins.bind(9, now_ms_);
-            ins.bind(10, std::int64_t{o.late_granularities});
-            ins.execute();
-            auto& link = db.prepare_cached(
-                "INSERT INTO window_records (window_id, device_id, seq) VALUES (?, ?, ?)");
-            for (auto id : window_ids) {
-                link.bind(1, id);
-                link.bind(2, device_);
-                link.bind(3, r.seq);
-                link.execute();
+                o.late_granularities = any_duplicate ? 0 : r.late_granularities;
+                if (any_duplicate) {
+                    // The partials include the duplicates: fold this record on its own.
+                    for (const auto& g : windows_.granularities_) {
+                        Windows::Partial one;
+                        one.key =
+                            Windows::Key{r.kid,    patient_, r.metric,
+                                         r.schema, g.name,   window_start(r.t_ms, g.length_ms)};
+                        one.length_ms = g.length_ms;
+                        one.seal_ms = one.key.start_ms + g.length_ms + g.seal_grace_ms;
+                        one.count = 1;
+                        one.product = r.ciphertext->value();
+                        one.max_records = r.max_records;
+                        one.public_key = r.key;
+                        if (!fold(db, one)) {
+                            ++o.late_granularities;
+                        }
+                    }
+                }
+                insert_record(db, r, o.late_granularities);
             }
             outcome_.records.push_back(o);
+        }
+        if (!any_duplicate && outcome_.batch_id != 0) {
+            for (const auto& p : partials_) {
+                fold(db, p);
+            }
         }
         write_dirty_windows(db);
         if (outcome_.batch_id != 0) {
@@ -361,6 +509,23 @@ class IngestJob final : public WriteJob {
         return true;
     }
 
+    void insert_record(store::Database& db, const ValidRecord& r, int late) {
+        auto& ins = db.prepare_cached(
+            "INSERT INTO records (device_id, seq, t_ms, metric, schema, kid, ct, batch_id, "
+            "received_ms, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        ins.bind(1, device_);
+        ins.bind(2, r.seq);
+        ins.bind(3, r.t_ms);
+        ins.bind(4, r.metric);
+        ins.bind(5, r.schema);
+        ins.bind(6, r.kid);
+        ins.bind_blob(7, r.ct);
+        ins.bind(8, outcome_.batch_id);
+        ins.bind(9, now_ms_);
+        ins.bind(10, std::int64_t{late});
+        ins.execute();
+    }
+
     std::int64_t insert_batch(store::Database& db) {
         auto& st = db.prepare_cached(
             "INSERT INTO batches (device_id, received_ms, method, path, content_digest, "
@@ -379,58 +544,58 @@ class IngestJob final : public WriteJob {
         return db.last_insert_rowid();
     }
 
-    // fold multiplies the record into its window at granularity g; returns the window id,
-    // or nothing when the window's seal time has passed (a late record).
-    std::optional<std::int64_t> fold(store::Database& db, const ValidRecord& r,
-                                     const Granularity& g) {
-        std::int64_t start = r.t_ms - ((r.t_ms % g.length_ms) + g.length_ms) % g.length_ms;
-        std::int64_t seal_ms = start + g.length_ms + g.seal_grace_ms;
-        if (now_ms_ >= seal_ms) {
-            return std::nullopt;
+    // fold multiplies a partial product into its window and links the batch to it; false
+    // when the window's seal time has passed (its records are late there).
+    bool fold(store::Database& db, const Windows::Partial& p) {
+        if (now_ms_ >= p.seal_ms) {
+            return false;
         }
-        Windows::Key key{r.kid, patient_, r.metric, r.schema, g.name, start};
+        const Windows::Key& key = p.key;
         auto it = windows_.open_.find(key);
         if (it == windows_.open_.end()) {
             auto& st = db.prepare_cached(
                 "SELECT id, sealed FROM windows WHERE kid = ? AND patient = ? AND metric = ? AND "
                 "schema = ? AND granularity = ? AND start_ms = ?");
-            st.bind_all(key.kid, key.patient, key.metric, key.schema, key.granularity, start);
+            st.bind_all(key.kid, key.patient, key.metric, key.schema, key.granularity,
+                        key.start_ms);
             if (st.step()) {
-                // Sealed early (never normally: it is sealed only after seal_ms) or loaded
-                // elsewhere; either way it must not change.
+                // Present in the database but not open in memory: sealed, so immutable.
                 st.reset();
-                return std::nullopt;
+                return false;
             }
             remember(key, std::nullopt);
             auto& ins = db.prepare_cached(
                 "INSERT INTO windows (kid, patient, metric, schema, granularity, start_ms, "
                 "length_ms, seal_ms, record_count, aggregate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, "
                 "x'01')");
-            ins.bind_all(key.kid, key.patient, key.metric, key.schema, key.granularity, start,
-                         g.length_ms, seal_ms);
+            ins.bind_all(key.kid, key.patient, key.metric, key.schema, key.granularity,
+                         key.start_ms, p.length_ms, p.seal_ms);
             ins.execute();
             Windows::Open w;
             w.id = db.last_insert_rowid();
-            w.length_ms = g.length_ms;
-            w.seal_ms = seal_ms;
+            w.length_ms = p.length_ms;
+            w.seal_ms = p.seal_ms;
             w.aggregate = BigInt(1);
             it = windows_.open_.emplace(key, std::move(w)).first;
         } else {
             remember(key, it->second);
         }
         Windows::Open& w = it->second;
-        if (static_cast<std::uint64_t>(w.record_count) >= r.max_records) {
+        if (static_cast<std::uint64_t>(w.record_count + p.count) > p.max_records) {
             throw WindowFull("window " + std::to_string(w.id) +
-                             " holds the most records the "
-                             "codec allows");
+                             " would exceed the most records the codec allows");
         }
-        const PublicKey& pk = *r.key;
+        const PublicKey& pk = *p.public_key;
         BigInt& t = scratch_;
-        mpz_mul(t.get(), w.aggregate.get(), r.ciphertext->value().get());
+        mpz_mul(t.get(), w.aggregate.get(), p.product.get());
         mpz_tdiv_r(w.aggregate.get(), t.get(), pk.n_squared().get());
-        ++w.record_count;
+        w.record_count += p.count;
         dirty_.insert_or_assign(key, pk);
-        return w.id;
+        auto& link = db.prepare_cached(
+            "INSERT OR IGNORE INTO window_batches (window_id, batch_id) VALUES (?, ?)");
+        link.bind_all(w.id, outcome_.batch_id);
+        link.execute();
+        return true;
     }
 
     void remember(const Windows::Key& key, const std::optional<Windows::Open>& before) {
@@ -461,6 +626,7 @@ class IngestJob final : public WriteJob {
     std::string patient_;
     SignedRequest request_;
     std::vector<ValidRecord> records_;
+    std::vector<Windows::Partial> partials_;
     std::int64_t now_ms_;
     std::promise<BatchOutcome> done_;
     BatchOutcome outcome_;
@@ -529,11 +695,12 @@ class SealJob final : public WriteJob {
 std::shared_ptr<WriteJob> Windows::make_ingest_job(std::string device, std::string patient,
                                                    SignedRequest request,
                                                    std::vector<ValidRecord> records,
+                                                   std::vector<Partial> partials,
                                                    std::int64_t now_ms,
                                                    std::promise<BatchOutcome> done) {
     return std::make_shared<IngestJob>(*this, std::move(device), std::move(patient),
-                                       std::move(request), std::move(records), now_ms,
-                                       std::move(done));
+                                       std::move(request), std::move(records), std::move(partials),
+                                       now_ms, std::move(done));
 }
 
 std::shared_ptr<WriteJob> Windows::make_seal_job(std::int64_t now_ms, std::promise<int> done) {
@@ -541,16 +708,16 @@ std::shared_ptr<WriteJob> Windows::make_seal_job(std::int64_t now_ms, std::promi
 }
 
 int prune_expired(store::Database& db, std::int64_t cutoff_ms) {
-    auto& links = db.prepare_cached(
-        "DELETE FROM window_records WHERE (device_id, seq) IN (SELECT device_id, seq FROM "
-        "records WHERE received_ms < ? LIMIT 5000)");
-    links.bind(1, cutoff_ms);
-    links.execute();
     auto& records = db.prepare_cached(
         "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM records "
         "WHERE received_ms < ? LIMIT 5000)");
     records.bind(1, cutoff_ms);
     int removed = records.execute();
+    auto& links = db.prepare_cached(
+        "DELETE FROM window_batches WHERE batch_id IN (SELECT id FROM batches WHERE received_ms "
+        "< ? AND NOT EXISTS (SELECT 1 FROM records r WHERE r.batch_id = batches.id))");
+    links.bind(1, cutoff_ms);
+    links.execute();
     auto& batches = db.prepare_cached(
         "DELETE FROM batches WHERE received_ms < ? AND NOT EXISTS (SELECT 1 FROM records r "
         "WHERE r.batch_id = batches.id)");

@@ -58,6 +58,7 @@ struct ValidRecord {
     std::uint64_t max_records = 0;  // the codec's bound for one aggregate
     std::optional<Ciphertext> ciphertext;
     std::optional<PublicKey> key;  // the key of `kid`
+    int late_granularities = 0;    // set by compute_partials
 };
 
 // ParsedBatch is an upload body with every record checked. `problems[i]` is set for each
@@ -137,10 +138,20 @@ class Windows {
     std::size_t open_count() const { return open_.size(); }
 
     // Job factories. Both jobs apply their in-memory effects only as far as they commit.
+    // `partials` come from compute_partials over the same records and now_ms; the job uses
+    // them unless a record turns out to be a duplicate, then it folds record by record.
+    struct Partial;
     std::shared_ptr<WriteJob> make_ingest_job(std::string device, std::string patient,
                                               SignedRequest request,
-                                              std::vector<ValidRecord> records, std::int64_t now_ms,
+                                              std::vector<ValidRecord> records,
+                                              std::vector<Partial> partials, std::int64_t now_ms,
                                               std::promise<BatchOutcome> done);
+    // compute_partials multiplies, outside the writer, the records of one batch into one
+    // partial product per window they fall in (coarser granularities from finer partials
+    // where the lengths nest), leaving out windows already past their seal time at `now_ms`
+    // (the records are late there) and setting each record's late count.
+    std::vector<Partial> compute_partials(std::vector<ValidRecord>& records,
+                                          const std::string& patient, std::int64_t now_ms) const;
     // make_seal_job seals every window whose seal time has passed; the future gives the
     // number sealed.
     std::shared_ptr<WriteJob> make_seal_job(std::int64_t now_ms, std::promise<int> done);
@@ -159,6 +170,15 @@ class Windows {
         std::int64_t seal_ms = 0;
         std::int64_t record_count = 0;
         BigInt aggregate;  // product of the records' ciphertexts mod n^2
+    };
+    struct Partial {
+        Key key;
+        std::int64_t length_ms = 0;
+        std::int64_t seal_ms = 0;
+        std::int64_t count = 0;
+        BigInt product;
+        std::uint64_t max_records = 0;
+        std::optional<PublicKey> public_key;
     };
 
   private:

@@ -218,7 +218,7 @@ TEST_F(ServerProcessTest, KillNineLosesNothingAcknowledged) {
     int checked = 0;
     while (windows.step()) {
         auto records = db.prepare(
-            "SELECT r.ct FROM window_records wr JOIN records r ON r.device_id = wr.device_id AND "
+            "SELECT r.ct FROM window_members wr JOIN records r ON r.device_id = wr.device_id AND "
             "r.seq = wr.seq WHERE wr.window_id = ?");
         records.bind(1, windows.column_int64(0));
         std::vector<Ciphertext> cs;

@@ -335,6 +335,31 @@ TEST_F(ServerTest, ResentBatchIsAcknowledgedNotStoredTwice) {
     EXPECT_EQ(snapshot(), before);
 }
 
+TEST_F(ServerTest, BatchMixingDuplicatesAndNewRecordsFoldsOnlyTheNewOnes) {
+    auto [r1, s1] = record(1, kStartMs, 70);
+    auto [r2, s2] = record(2, kStartMs + 5000, 80);
+    auto [r3, s3] = record(3, kStartMs + 70000, 90);  // the next minute
+    ASSERT_EQ(upload({r1})->status, 200);
+    auto res = upload({r1, r2, r3});
+    ASSERT_EQ(res->status, 200) << res->body;
+    json doc = json::parse(res->body);
+    EXPECT_EQ(doc["accepted"], 2);
+    EXPECT_EQ(doc["duplicate"], 1);
+    json windows = advance_and_wait(kStartMs + 180000, "1m", 2);
+    ASSERT_EQ(windows.size(), 2u);
+    HeartRateStats first = s1;
+    first += s2;
+    EXPECT_EQ(windows[0]["record_count"], 2);
+    EXPECT_EQ(decrypt_window(windows[0]), first);
+    EXPECT_EQ(windows[1]["record_count"], 1);
+    EXPECT_EQ(decrypt_window(windows[1]), s3);
+    auto db = store::Database::open(config_.database, {});
+    auto st = db.prepare("SELECT COUNT(*) FROM window_members WHERE window_id = ?");
+    st.bind(1, windows[0]["id"].get<std::int64_t>());
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.column_int64(0), 2);
+}
+
 TEST_F(ServerTest, LateRecordIsStoredCountedAndNotFolded) {
     auto [r1, s1] = record(1, kStartMs, 70);
     ASSERT_EQ(upload({r1})->status, 200);
@@ -575,7 +600,7 @@ TEST_F(ServerTest, RetentionRemovesOldRawRecordsButKeepsWindows) {
     EXPECT_EQ(prune_expired(db, kStartMs), 0);  // nothing received before the cutoff
     EXPECT_EQ(prune_expired(db, now_.load() + 1), 2);
     for (const char* sql : {"SELECT COUNT(*) FROM records", "SELECT COUNT(*) FROM batches",
-                            "SELECT COUNT(*) FROM window_records"}) {
+                            "SELECT COUNT(*) FROM window_batches"}) {
         auto st = db.prepare(sql);
         st.step();
         EXPECT_EQ(st.column_int64(0), 0) << sql;

@@ -197,6 +197,40 @@ TEST(PaillierTest, RejectsInvalidCiphertexts) {
     EXPECT_FALSE(pk.parse_ciphertext(std::vector<std::uint8_t>(pk.ciphertext_bytes(), 0)).ok());
 }
 
+TEST(PaillierTest, BatchParsingMatchesSingleParsing) {
+    const PrivateKey& key = test_key(512);
+    const PublicKey& pk = key.public_key();
+    std::vector<std::string> texts;
+    for (long m = 0; m < 5; ++m) {
+        texts.push_back(pk.serialize_base64url(pk.encrypt(BigInt(m))));
+    }
+    texts.push_back(base64url_encode(pk.n().to_fixed_bytes(pk.ciphertext_bytes())));  // not a unit
+    texts.push_back("AA=");                                                           // encoding
+    texts.push_back(base64url_encode(std::vector<std::uint8_t>(7, 1)));               // length
+    texts.push_back(base64url_encode(pk.n_squared().to_fixed_bytes(pk.ciphertext_bytes())));
+    std::vector<std::string_view> views(texts.begin(), texts.end());
+    std::vector<std::vector<std::uint8_t>> bytes;
+    auto parsed = pk.parse_ciphertexts_base64url(views, &bytes);
+    ASSERT_EQ(parsed.size(), texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        auto single = pk.parse_ciphertext_base64url(texts[i]);
+        ASSERT_EQ(parsed[i].ok(), single.ok()) << i;
+        if (single.ok()) {
+            EXPECT_EQ(parsed[i].value(), single.value());
+            EXPECT_EQ(bytes[i], pk.serialize(single.value()));
+            EXPECT_EQ(key.decrypt(parsed[i].value()), BigInt(static_cast<long>(i)));
+        } else {
+            EXPECT_EQ(parsed[i].error().code, single.error().code) << i;
+            EXPECT_TRUE(bytes[i].empty());
+        }
+    }
+    // All valid: the single product gcd path.
+    std::vector<std::string_view> good(views.begin(), views.begin() + 5);
+    for (const auto& r : pk.parse_ciphertexts_base64url(good)) {
+        EXPECT_TRUE(r.ok());
+    }
+}
+
 TEST(PaillierTest, MixingKeysIsRefused) {
     const PrivateKey& a = test_key(512);
     const PrivateKey& b = test_key(1024);
