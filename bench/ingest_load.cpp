@@ -368,7 +368,7 @@ struct Options {
     std::optional<double> rate;
     int pool = 2000;
     int span_s = 600;
-    int server_threads = 8;
+    int server_threads = 32;  // the server default
     int request_queue = 64;
     std::string synchronous = "NORMAL";
     std::string server_log_level = "info";

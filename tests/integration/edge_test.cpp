@@ -1,0 +1,267 @@
+// The edge service against a real server on loopback with a real database: simulated
+// readings become packed, encrypted, spooled, signed uploads whose windows decrypt to the
+// statistics computed directly from the same readings.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cipherpulse/jws.h"
+#include "cipherpulse/paillier.h"
+#include "edge/commands.h"
+#include "edge/config.h"
+#include "edge/runner.h"
+#include "edge/simulator.h"
+#include "edge/spool.h"
+#include "server/admin_commands.h"
+#include "server/app.h"
+#include "store/sqlite.h"
+#include "unit/test_support.h"
+
+namespace cipherpulse::edge {
+namespace {
+
+using json = nlohmann::json;
+using cipherpulse::testing::last_line;
+using cipherpulse::testing::TempDir;
+
+const PrivateKey& paillier_key() {
+    static PrivateKey key = PrivateKey::generate(2048);
+    return key;
+}
+
+// EmptySource ends at once (a run that only drains the spool).
+class EmptySource final : public Source {
+  public:
+    std::optional<Reading> next() override { return std::nullopt; }
+};
+
+class EdgeTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        spdlog::set_level(spdlog::level::warn);
+        config_ = server::ServerConfig::defaults();
+        config_.database = (dir_ / "server.db").string();
+        config_.listen_port = 0;
+        config_.identity_public_key = (dir_ / "identity.pub.pem").string();
+        // Long grace: the simulated minutes lie in the recent past and must still fold.
+        for (auto& g : config_.granularities) {
+            g.seal_grace_ms = 3 * 3600 * 1000;
+        }
+        ASSERT_TRUE(identity_.public_key().save(config_.identity_public_key, false).ok());
+        std::ostringstream out, err;
+        ASSERT_EQ(server::run_init(config_, out, err), 0) << err.str();
+        admin_ = last_line(out.str());
+        std::ostringstream out2;
+        ASSERT_EQ(server::run_token_create(config_, "decryptor", "", std::nullopt, out2, err), 0);
+        decryptor_ = last_line(out2.str());
+        start_server();
+        std::string jws =
+            jws_sign(paillier_key().public_key().to_json(), identity_, {}, "paillier-key+json");
+        auto res = client_->Post("/v1/keys", {{"Authorization", "Bearer " + decryptor_}},
+                                 json{{"jws", jws}}.dump(), "application/json");
+        ASSERT_EQ(res->status, 201) << res->body;
+    }
+
+    void TearDown() override { stop_server(); }
+
+    void start_server() {
+        app_ = std::make_unique<server::ServerApp>(
+            config_, [this] { return server::now_unix_ms() + offset_ms_.load(); });
+        port_ = app_->bind();
+        thread_ = std::thread([this] { app_->serve(); });
+        client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+        for (int i = 0; i < 200 && !client_->Get("/v1/health"); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+
+    void stop_server() {
+        if (app_) {
+            app_->stop();
+            thread_.join();
+            app_.reset();
+        }
+    }
+
+    // enrol runs `cipherpulse-edge init` into a directory and registers the device.
+    EdgeConfig enrol(const std::string& device, const Ed25519PublicKey& pinned) {
+        const auto edge_dir = dir_ / device;
+        const auto pinned_path = dir_ / (device + "-identity.pub.pem");
+        EXPECT_TRUE(pinned.save(pinned_path, true).ok());
+        InitOptions init;
+        init.device_id = device;
+        init.server_url = "http://127.0.0.1:" + std::to_string(port_);
+        init.identity = pinned_path;
+        init.dir = edge_dir;
+        std::ostringstream out, err;
+        EXPECT_EQ(run_init(init, out, err), 0) << err.str();
+        EXPECT_NE(out.str().find("cipherpulse-server device add --id " + device),
+                  std::string::npos);
+        auto device_pub = Ed25519PublicKey::load(edge_dir / "device.pub.pem").value();
+        json body = {{"id", device},
+                     {"patient", "patient-" + device},
+                     {"public_key_pem", device_pub.to_pem()}};
+        auto res = client_->Post("/v1/devices", {{"Authorization", "Bearer " + admin_}},
+                                 body.dump(), "application/json");
+        EXPECT_EQ(res->status, 201) << res->body;
+        auto config = load_edge_config(edge_dir / "edge.toml");
+        EXPECT_TRUE(config.ok()) << config.error().message;
+        EdgeConfig c = config.value();
+        c.speed = 0;
+        c.batch_size = 20;
+        c.backoff_initial_ms = 50;
+        c.backoff_max_ms = 200;
+        return c;
+    }
+
+    void point_at_server(EdgeConfig& c) {
+        c.server.url = "http://127.0.0.1:" + std::to_string(port_);
+    }
+
+    std::int64_t stored_records() {
+        auto db = store::Database::open(config_.database, {});
+        auto st = db.prepare("SELECT COUNT(*) FROM records");
+        st.step();
+        return st.column_int64(0);
+    }
+
+    // expected_minutes runs the same readings through the same micro-windows and sums
+    // them per minute, as the server's 1m windows should.
+    static std::map<std::int64_t, HeartRateStats> expected_minutes(Source& source,
+                                                                   const EdgeConfig& c) {
+        MicroWindows windows(c.micro_window_ms, c.filter);
+        std::map<std::int64_t, HeartRateStats> minutes;
+        std::int64_t last_t = 0;
+        auto add = [&](const std::vector<WindowRecord>& records) {
+            for (const auto& r : records) {
+                minutes[r.start_ms - r.start_ms % 60000] += r.stats;
+            }
+        };
+        while (auto r = source.next()) {
+            last_t = r->t_ms;
+            add(windows.add(*r));
+        }
+        add(windows.flush_until(last_t - last_t % c.micro_window_ms + c.micro_window_ms));
+        return minutes;
+    }
+
+    json sealed_minutes(std::size_t expected) {
+        offset_ms_ = 4 * 3600 * 1000;  // the server's clock moves past every seal time
+        json windows;
+        for (int i = 0; i < 100; ++i) {
+            auto res = client_->Get("/v1/windows?granularity=1m&after=0&limit=1000",
+                                    {{"Authorization", "Bearer " + decryptor_}});
+            windows = json::parse(res->body)["windows"];
+            if (windows.size() >= expected) {
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return windows;
+    }
+
+    TempDir dir_;
+    server::ServerConfig config_;
+    std::atomic<std::int64_t> offset_ms_{0};
+    Ed25519PrivateKey identity_ = Ed25519PrivateKey::generate();
+    std::string admin_, decryptor_;
+    std::unique_ptr<server::ServerApp> app_;
+    std::thread thread_;
+    std::unique_ptr<httplib::Client> client_;
+    int port_ = 0;
+};
+
+TEST_F(EdgeTest, DeliveredWindowsDecryptToTheStatisticsOfTheReadings) {
+    EdgeConfig c = enrol("dev-a", identity_.public_key());
+    const std::int64_t start = (server::now_unix_ms() / 60000 - 10) * 60000;  // 10 min ago
+    auto profile = patient_profile("healthy").value();
+    auto episodes = parse_episodes("tachycardia@60s+60s:150").value();
+    Simulator sim(profile, episodes, 42, start, start + 3 * 60000);
+    std::atomic<bool> stop{false};
+    RunStats stats;
+    ASSERT_EQ(run_edge(c, sim, stop, &stats, 10000), 0);
+    EXPECT_EQ(stats.records_spooled, 36u);  // 3 minutes of 5 s micro-windows
+    EXPECT_EQ(stats.records_acknowledged, 36u);
+    EXPECT_EQ(stored_records(), 36);
+
+    Simulator again(profile, episodes, 42, start, start + 3 * 60000);
+    auto expected = expected_minutes(again, c);
+    json windows = sealed_minutes(3);
+    ASSERT_EQ(windows.size(), 3u);
+    HeartRateCodec codec;
+    const PublicKey& pk = paillier_key().public_key();
+    for (const auto& w : windows) {
+        auto c_agg = pk.parse_ciphertext_base64url(w["aggregate"].get<std::string>()).value();
+        auto stats_got = codec.unpack(paillier_key().decrypt(c_agg)).value();
+        std::int64_t minute = w["start_ms"].get<std::int64_t>();
+        ASSERT_EQ(expected.count(minute), 1u);
+        EXPECT_EQ(stats_got, expected[minute]);
+        EXPECT_EQ(stats_got.records, 12u);
+    }
+    // The tachycardia minute shows in the decrypted mean.
+    auto mean = [&](std::int64_t minute) { return expected[minute].mean_bpm().value(); };
+    EXPECT_GT(mean(start + 60000), mean(start) + 40);
+    // status reports an empty spool and the active key.
+    std::ostringstream out, err;
+    ASSERT_EQ(run_status(dir_ / "dev-a" / "edge.toml", out, err), 0);
+    EXPECT_NE(out.str().find("spool depth: 0"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find(pk.kid()), std::string::npos);
+}
+
+TEST_F(EdgeTest, KeyNotSignedByThePinnedIdentityIsRefusedAndNothingIsSent) {
+    Ed25519PrivateKey stranger = Ed25519PrivateKey::generate();
+    EdgeConfig c = enrol("dev-b", stranger.public_key());  // pinned the wrong identity
+    const std::int64_t start = server::now_unix_ms() - 120000;
+    Simulator sim(patient_profile("healthy").value(), {}, 7, start, start + 60000);
+    std::atomic<bool> stop{false};
+    RunStats stats;
+    EXPECT_EQ(run_edge(c, sim, stop, &stats, 1000), kExitKeyRefused);
+    EXPECT_EQ(stats.records_spooled, 0u);
+    EXPECT_EQ(stored_records(), 0);
+    std::ostringstream out, err;
+    ASSERT_EQ(run_status(dir_ / "dev-b" / "edge.toml", out, err), 0);
+    EXPECT_NE(out.str().find("NOT signed by the pinned decryptor identity"), std::string::npos)
+        << out.str();
+}
+
+TEST_F(EdgeTest, ServerOutageIsBridgedByTheSpool) {
+    EdgeConfig c = enrol("dev-c", identity_.public_key());
+    const std::int64_t start = (server::now_unix_ms() / 60000 - 20) * 60000;
+    auto profile = patient_profile("healthy").value();
+    {
+        Simulator sim(profile, {}, 1, start, start + 60000);
+        std::atomic<bool> stop{false};
+        ASSERT_EQ(run_edge(c, sim, stop, nullptr, 10000), 0);  // online: caches the key
+    }
+    ASSERT_EQ(stored_records(), 12);
+    stop_server();
+    {
+        // Offline: measured and spooled under the cached, re-verified key.
+        Simulator sim(profile, {}, 2, start + 60000, start + 3 * 60000);
+        std::atomic<bool> stop{false};
+        RunStats stats;
+        ASSERT_EQ(run_edge(c, sim, stop, &stats, 300), 0);
+        EXPECT_EQ(stats.records_spooled, 24u);
+        EXPECT_EQ(stats.records_acknowledged, 0u);
+        EXPECT_GE(stats.upload_failures, 1u);
+    }
+    Spool spool = Spool::open(c.spool);
+    EXPECT_EQ(spool.stats().depth, 24);
+    start_server();
+    point_at_server(c);  // the server came back on another port
+    EmptySource nothing;
+    std::atomic<bool> stop{false};
+    RunStats stats;
+    ASSERT_EQ(run_edge(c, nothing, stop, &stats, 10000), 0);
+    EXPECT_EQ(stats.records_acknowledged, 24u);
+    EXPECT_EQ(stored_records(), 36);
+    EXPECT_EQ(Spool::open(c.spool).stats().depth, 0);
+}
+
+}  // namespace
+}  // namespace cipherpulse::edge

@@ -1,0 +1,49 @@
+#include "edge/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "unit/test_support.h"
+
+namespace cipherpulse::edge {
+namespace {
+
+using cipherpulse::testing::TempDir;
+
+TEST(EdgeConfigTest, ExampleConfigLoads) {
+    auto config = load_edge_config(cipherpulse::testing::repo_root() / "config/edge.toml");
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config.value().micro_window_ms, 5000);
+    EXPECT_EQ(config.value().spool.on_full, SpoolOptions::OnFull::kDropOldest);
+    EXPECT_EQ(config.value().filter.max_rr_change, 0.8);
+}
+
+TEST(EdgeConfigTest, InitOutputRoundTripsAndPathsResolve) {
+    TempDir dir;
+    EdgeConfig c;
+    c.device_id = "dev-9";
+    c.server.url = "https://example.invalid:8443";
+    std::ofstream(dir / "edge.toml") << edge_config_text(c);
+    auto loaded = load_edge_config(dir / "edge.toml");
+    ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+    EXPECT_EQ(loaded.value().device_id, "dev-9");
+    EXPECT_EQ(loaded.value().device_key, (dir / "device.pem").string());
+}
+
+TEST(EdgeConfigTest, MistakesAreErrors) {
+    TempDir dir;
+    for (const char* text :
+         {"[device]\nid = \"d\"\n",                                   // no server url
+          "[device]\nid = \"d\"\n[server]\nurl = \"u\"\nport = 1\n",  // unknown key
+          "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[windows]\nmicro_window_s = 60\n",
+          "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[spool]\non_full = \"drop-all\"\n",
+          "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[source]\nkind = \"camera\"\n",
+          "[mystery]\n", "not toml ["}) {
+        std::ofstream(dir / "edge.toml") << text;
+        EXPECT_FALSE(load_edge_config(dir / "edge.toml").ok()) << text;
+    }
+}
+
+}  // namespace
+}  // namespace cipherpulse::edge
