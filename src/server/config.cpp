@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "common/config_file.h"
+
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -11,15 +13,10 @@ namespace {
 
 constexpr std::int64_t kDayMs = 86400000;
 
-Error config_error(const std::string& message) {
-    return make_error(ErrorCode::kInvalidEncoding, "configuration: " + message);
-}
+using common::config_error;
 
 std::string resolve(const std::filesystem::path& base, const std::string& value) {
-    if (value.empty() || std::filesystem::path(value).is_absolute()) {
-        return value;
-    }
-    return (base / value).lexically_normal().string();
+    return common::resolve_config_path(base, value);
 }
 
 // check_keys refuses keys of `table` outside `known`.

@@ -1,0 +1,18 @@
+// Helpers shared by the programs' TOML configuration loaders.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "cipherpulse/result.h"
+
+namespace cipherpulse::common {
+
+// config_error is the error of a configuration mistake ("configuration: ...").
+Error config_error(const std::string& message);
+
+// resolve_config_path makes a relative path in a configuration file relative to the
+// file's directory; empty and absolute values stay as they are.
+std::string resolve_config_path(const std::filesystem::path& base, const std::string& value);
+
+}  // namespace cipherpulse::common
