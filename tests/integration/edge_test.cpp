@@ -153,7 +153,7 @@ class EdgeTest : public ::testing::Test {
     json sealed_minutes(std::size_t expected) {
         offset_ms_ = 4 * 3600 * 1000;  // the server's clock moves past every seal time
         json windows;
-        for (int i = 0; i < 100; ++i) {
+        for (int i = 0; i < 600; ++i) {
             auto res = client_->Get("/v1/windows?granularity=1m&after=0&limit=1000",
                                     {{"Authorization", "Bearer " + decryptor_}});
             windows = json::parse(res->body)["windows"];

@@ -86,7 +86,7 @@ class ServerProcessTest : public ::testing::Test {
         client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
         client_->set_connection_timeout(1, 0);
         client_->set_read_timeout(10, 0);
-        for (int i = 0; i < 500; ++i) {
+        for (int i = 0; i < 3000; ++i) {
             if (auto res = client_->Get("/v1/health"); res && res->status == 200) {
                 return;
             }

@@ -221,7 +221,7 @@ class ServerTest : public ::testing::Test {
                           std::size_t expected) {
         now_ = to_ms;
         json windows;
-        for (int i = 0; i < 100; ++i) {
+        for (int i = 0; i < 600; ++i) {
             windows = sealed_windows(granularity);
             if (windows.size() >= expected) {
                 break;
@@ -622,7 +622,7 @@ TEST_F(ServerTest, WindowsBelowMinRecordsAreWithheldButTheCursorMovesOn) {
               200);
     now_ = kStartMs + 180000;
     json page;
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < 600; ++i) {
         auto res = client_->Get("/v1/windows?granularity=1m&after=0&limit=10", auth(decryptor_));
         page = json::parse(res->body);
         if (!page["windows"].empty()) {
@@ -727,7 +727,7 @@ TEST_F(ServerTest, ServesTlsWithTheConfiguredCertificate) {
     tls.set_ca_cert_path(cert.c_str());
     tls.enable_server_certificate_verification(true);
     auto res = tls.Get("/v1/health");
-    for (int i = 0; i < 100 && !res; ++i) {
+    for (int i = 0; i < 600 && !res; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         res = tls.Get("/v1/health");
     }
