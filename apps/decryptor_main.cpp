@@ -4,11 +4,13 @@
 #include <optional>
 #include "app_common.h"
 
+#include "cipherpulse/files.h"
 #include "cipherpulse/keyfile.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "decryptor/decrypt_command.h"
 #include "decryptor/keygen_command.h"
+#include "decryptor/publish_command.h"
 
 namespace {
 
@@ -57,12 +59,42 @@ int main(int argc, char** argv) {
                           "print values above (n-1)/2 as negative numbers");
     add_passphrase_options(decrypt_cmd, decrypt_pass, "of a sealed key");
 
+    cipherpulse::decryptor::PublishOptions publish;
+    std::string keys_dir = ".", token_file, token_env;
+    auto* publish_cmd = app.add_subcommand(
+        "publish", "sign the public key document with the identity key and upload it");
+    publish_cmd->add_option("--keys", keys_dir, "directory written by keygen")
+        ->capture_default_str();
+    publish_cmd->add_option("--server", publish.server_url, "server URL, e.g. https://host:8443")
+        ->required();
+    publish_cmd->add_option("--ca-file", publish.ca_file, "CA certificate(s) of the server");
+    auto* token_file_opt = publish_cmd->add_option(
+        "--token-file", token_file, "file holding a decryptor bearer token (mode 0600)");
+    auto* token_env_opt = publish_cmd->add_option(
+        "--token-env", token_env, "environment variable holding a decryptor bearer token");
+    token_file_opt->excludes(token_env_opt);
+
     if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
         return rc;
     }
 
     return cipherpulse::common::run_guarded("cipherpulse-decryptor", [&]() -> int {
         auto logger = cipherpulse::common::init_logging("decryptor", log_level);
+        if (*publish_cmd) {
+            if (!token_file.empty()) {
+                auto secret = cipherpulse::read_private_file(token_file).value();
+                publish.token.assign(reinterpret_cast<const char*>(secret.data()), secret.size());
+                while (!publish.token.empty() &&
+                       (publish.token.back() == '\n' || publish.token.back() == '\r')) {
+                    publish.token.pop_back();
+                }
+            } else if (!token_env.empty()) {
+                const char* value = std::getenv(token_env.c_str());
+                publish.token = value != nullptr ? value : "";
+            }
+            publish.keys_dir = keys_dir;
+            return cipherpulse::decryptor::run_publish(publish, std::cout, std::cerr);
+        }
         if (*keygen_cmd) {
             std::optional<cipherpulse::SecretBytes> pass;
             if (keygen_pass.any()) {

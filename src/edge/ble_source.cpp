@@ -3,7 +3,6 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <cstdint>
@@ -198,12 +197,15 @@ class BleSource::Impl {
         try {
             auto root = sdbus::createProxy(*connection_, kBluezService, "/");
             ManagedObjects objects;
-            root->callMethod("GetManagedObjects").onInterface(kObjectManager).storeResultsTo(objects);
+            root->callMethod("GetManagedObjects")
+                .onInterface(kObjectManager)
+                .storeResultsTo(objects);
             const auto target = find_target(objects, options_);
             if (!target) {
-                spdlog::warn("ble: no device with a heart rate measurement characteristic "
-                             "matches (address filter \"{}\", name filter \"{}\")",
-                             options_.address, options_.name);
+                spdlog::warn(
+                    "ble: no device with a heart rate measurement characteristic "
+                    "matches (address filter \"{}\", name filter \"{}\")",
+                    options_.address, options_.name);
                 return;
             }
 
@@ -213,18 +215,23 @@ class BleSource::Impl {
             device->uponSignal("PropertiesChanged")
                 .onInterface(kPropertiesInterface)
                 .call([this](const std::string& interface, const Properties& changed,
-                             const std::vector<std::string>&) { on_device_changed(interface, changed); });
+                             const std::vector<std::string>&) {
+                    on_device_changed(interface, changed);
+                });
             device->finishRegistration();
             auto characteristic =
                 sdbus::createProxy(*connection_, kBluezService, target->characteristic_path);
             characteristic->uponSignal("PropertiesChanged")
                 .onInterface(kPropertiesInterface)
                 .call([this](const std::string& interface, const Properties& changed,
-                             const std::vector<std::string>&) { on_value_changed(interface, changed); });
+                             const std::vector<std::string>&) {
+                    on_value_changed(interface, changed);
+                });
             characteristic->finishRegistration();
 
             if (!target->connected) {
-                spdlog::info("ble: connecting device={} name=\"{}\"", target->address, target->name);
+                spdlog::info("ble: connecting device={} name=\"{}\"", target->address,
+                             target->name);
                 device->callMethod("Connect").onInterface(kDeviceInterface);
             }
             characteristic->callMethod("StartNotify").onInterface(kGattCharacteristicInterface);

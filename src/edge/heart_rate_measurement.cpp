@@ -16,10 +16,10 @@ std::uint16_t read_u16le(std::span<const std::uint8_t> bytes, std::size_t at) {
 }
 
 Error truncated(const char* field, std::size_t at, std::size_t size) {
-    return make_error(ErrorCode::kInvalidLength,
-                      "heart rate measurement: " + std::string(field) + " at byte " +
-                          std::to_string(at) + " runs past the end of the " +
-                          std::to_string(size) + "-byte value");
+    return make_error(ErrorCode::kInvalidLength, "heart rate measurement: " + std::string(field) +
+                                                     " at byte " + std::to_string(at) +
+                                                     " runs past the end of the " +
+                                                     std::to_string(size) + "-byte value");
 }
 
 std::string hex_byte(std::uint8_t byte) {

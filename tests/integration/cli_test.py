@@ -250,6 +250,72 @@ class CliTest(unittest.TestCase):
             self.assertNotEqual(run(program, [], expect=None).returncode, 0)
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PublishTest(unittest.TestCase):
+    """keygen -> server init/serve -> publish: the server stores the signed key document and
+    serves it unchanged, and it verifies against the identity."""
+
+    def test_publish_signed_key(self):
+        import time
+        import urllib.request
+        with tempfile.TemporaryDirectory(prefix="cipherpulse-publish-") as tmp:
+            keys = os.path.join(tmp, "keys")
+            run("cipherpulse-decryptor", ["keygen", "--bits", "2048", "--out", keys])
+            port = free_port()
+            config = os.path.join(tmp, "server.toml")
+            with open(config, "w") as f:
+                f.write(f'[server]\nlisten = "127.0.0.1:{port}"\n'
+                        f'[storage]\ndatabase = "server.db"\n'
+                        f'[keys]\nidentity_public_key = "{keys}/identity.pub.pem"\n')
+            run("cipherpulse-server", ["--config", config, "init"])
+            token = run("cipherpulse-server", ["--config", config, "token", "create", "--role",
+                                               "decryptor"]).stdout.strip()
+            token_file = os.path.join(tmp, "token")
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, (token + "\n").encode())
+            os.close(fd)
+            server = subprocess.Popen(
+                [os.path.join(BIN_DIR, "cipherpulse-server"), "--config", config, "serve"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                for _ in range(300):
+                    try:
+                        urllib.request.urlopen(url + "/v1/health", timeout=1)
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+                out = run("cipherpulse-decryptor", ["publish", "--keys", keys, "--server", url,
+                                                    "--token-file", token_file])
+                with open(os.path.join(keys, "paillier.pub.json")) as f:
+                    kid = json.load(f)["kid"]
+                self.assertIn(f"published key {kid} (new, now active)", out.stdout)
+                again = run("cipherpulse-decryptor", ["publish", "--keys", keys, "--server", url,
+                                                      "--token-file", token_file])
+                self.assertIn("already active", again.stdout)
+                active = json.load(urllib.request.urlopen(url + "/v1/keys/active", timeout=5))
+                self.assertEqual(active["kid"], kid)
+                header, payload, _ = active["jws"].split(".")
+                self.assertEqual(json.loads(b64u_decode(header))["alg"], "EdDSA")
+                self.assertEqual(json.loads(b64u_decode(payload))["kid"], kid)
+                env = dict(os.environ, CP_BAD_TOKEN="cpt_" + "A" * 43)
+                bad = subprocess.run(
+                    [os.path.join(BIN_DIR, "cipherpulse-decryptor"), "publish", "--keys", keys,
+                     "--server", url, "--token-env", "CP_BAD_TOKEN"],
+                    capture_output=True, text=True, env=env, timeout=60)
+                self.assertEqual(bad.returncode, 2, bad.stderr)
+                self.assertIn("refused", bad.stderr)
+            finally:
+                server.terminate()
+                self.assertEqual(server.wait(timeout=30), 0)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin-dir", required=True)
