@@ -11,6 +11,7 @@
 #include "decryptor/decrypt_command.h"
 #include "decryptor/keygen_command.h"
 #include "decryptor/publish_command.h"
+#include "decryptor/windows_command.h"
 
 namespace {
 
@@ -74,24 +75,63 @@ int main(int argc, char** argv) {
         "--token-env", token_env, "environment variable holding a decryptor bearer token");
     token_file_opt->excludes(token_env_opt);
 
+    cipherpulse::decryptor::WindowsOptions windows;
+    std::string windows_key, windows_token_file, windows_token_env;
+    PassphraseSource windows_pass;
+    auto* windows_cmd = app.add_subcommand(
+        "windows", "fetch sealed windows, decrypt and check them, print their statistics");
+    windows_cmd->add_option("--key", windows_key, "private key file (mode 0600)")->required();
+    windows_cmd->add_option("--server", windows.server_url, "server URL")->required();
+    windows_cmd->add_option("--ca-file", windows.ca_file, "CA certificate(s) of the server");
+    windows_cmd->add_option("--granularity", windows.granularity, "window length, e.g. 1m")
+        ->capture_default_str();
+    windows_cmd->add_option("--after", windows.after, "cursor to start after")
+        ->capture_default_str();
+    windows_cmd->add_option("--format", windows.format, "table or csv")
+        ->check(CLI::IsMember({"table", "csv"}))
+        ->capture_default_str();
+    auto* w_token_file = windows_cmd->add_option("--token-file", windows_token_file,
+                                                 "file holding a decryptor token (mode 0600)");
+    auto* w_token_env = windows_cmd->add_option("--token-env", windows_token_env,
+                                                "environment variable holding a decryptor token");
+    w_token_file->excludes(w_token_env);
+    add_passphrase_options(windows_cmd, windows_pass, "of a sealed key");
+
     if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
         return rc;
     }
 
     return cipherpulse::common::run_guarded("cipherpulse-decryptor", [&]() -> int {
         auto logger = cipherpulse::common::init_logging("decryptor", log_level);
-        if (*publish_cmd) {
-            if (!token_file.empty()) {
-                auto secret = cipherpulse::read_private_file(token_file).value();
-                publish.token.assign(reinterpret_cast<const char*>(secret.data()), secret.size());
-                while (!publish.token.empty() &&
-                       (publish.token.back() == '\n' || publish.token.back() == '\r')) {
-                    publish.token.pop_back();
+        auto read_token = [](const std::string& file, const std::string& env) -> std::string {
+            std::string token;
+            if (!file.empty()) {
+                auto secret = cipherpulse::read_private_file(file).value();
+                token.assign(reinterpret_cast<const char*>(secret.data()), secret.size());
+                while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
+                    token.pop_back();
                 }
-            } else if (!token_env.empty()) {
-                const char* value = std::getenv(token_env.c_str());
-                publish.token = value != nullptr ? value : "";
+            } else if (!env.empty()) {
+                const char* value = std::getenv(env.c_str());
+                token = value != nullptr ? value : "";
             }
+            return token;
+        };
+        if (*windows_cmd) {
+            std::optional<cipherpulse::SecretBytes> pass;
+            if (windows_pass.any()) {
+                pass = cipherpulse::common::read_passphrase(windows_pass).value();
+            }
+            auto key = cipherpulse::load_private_key(windows_key, pass ? &*pass : nullptr);
+            if (!key) {
+                std::cerr << "cipherpulse-decryptor: error: " << key.error().message << "\n";
+                return cipherpulse::common::kExitBadInput;
+            }
+            windows.token = read_token(windows_token_file, windows_token_env);
+            return cipherpulse::decryptor::run_windows(key.value(), windows, std::cout, std::cerr);
+        }
+        if (*publish_cmd) {
+            publish.token = read_token(token_file, token_env);
             publish.keys_dir = keys_dir;
             return cipherpulse::decryptor::run_publish(publish, std::cout, std::cerr);
         }

@@ -48,10 +48,12 @@ int run_service(const std::string& config_path, const std::string& cli_log_level
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::atomic<bool> stop{false};
-    std::thread waiter([&stop, signals] {
+    edge::Source* running = source.value().get();
+    std::thread waiter([&stop, signals, running] {
         int received = 0;
         sigwait(&signals, &received);
         stop = true;
+        running->interrupt();  // a BLE source may be waiting for the next notification
     });
     int rc = edge::run_edge(config.value(), *source.value(), stop);
     pthread_kill(waiter.native_handle(), SIGTERM);

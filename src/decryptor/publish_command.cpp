@@ -1,7 +1,5 @@
 #include "decryptor/publish_command.h"
 
-#include <httplib.h>
-
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <stdexcept>
@@ -11,6 +9,7 @@
 #include "cipherpulse/jws.h"
 #include "cipherpulse/keyfile.h"
 #include "common/cli.h"
+#include "common/http_client.h"
 #include "decryptor/keygen_command.h"
 
 namespace cipherpulse::decryptor {
@@ -27,19 +26,12 @@ int run_publish(const PublishOptions& o, std::ostream& out, std::ostream& err) {
         return common::kExitBadInput;
     }
     const std::string jws = sign_key_document(o.keys_dir);
-    httplib::Client client(o.server_url);
-    if (!client.is_valid()) {
+    auto client_ptr = common::make_http_client(o.server_url, o.ca_file, 30);
+    if (!client_ptr) {
         err << "cipherpulse-decryptor: error: invalid server URL '" << o.server_url << "'\n";
         return common::kExitBadInput;
     }
-    if (o.server_url.rfind("https://", 0) == 0) {
-        if (!o.ca_file.empty()) {
-            client.set_ca_cert_path(o.ca_file.c_str());
-        }
-        client.enable_server_certificate_verification(true);
-    }
-    client.set_connection_timeout(10, 0);
-    client.set_read_timeout(30, 0);
+    httplib::Client& client = *client_ptr;
     auto res = client.Post("/v1/keys", {{"Authorization", "Bearer " + o.token}},
                            nlohmann::json{{"jws", jws}}.dump(), "application/json");
     if (!res) {

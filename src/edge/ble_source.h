@@ -66,6 +66,7 @@ class BleSource final : public Source {
     // StopNotify and exits. Thread-safe and idempotent; returns at once (a D-Bus call in
     // progress, such as BlueZ's Connect, is let finish by the worker).
     void stop();
+    void interrupt() override { stop(); }
 
   private:
     class Impl;

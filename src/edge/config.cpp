@@ -51,7 +51,9 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
         {"upload", {"batch_size", "backoff_initial_ms", "backoff_max_ms"}},
         {"windows", {"micro_window_s"}},
         {"filter", {"min_bpm", "max_bpm", "min_rr_ms", "max_rr_ms", "max_rr_change"}},
-        {"source", {"kind", "path", "speed", "profile", "episodes", "seed", "duration_s"}},
+        {"source",
+         {"kind", "path", "speed", "profile", "episodes", "seed", "duration_s", "ble_address",
+          "ble_name"}},
         {"logging", {"level"}},
     };
     for (const auto& [section, value] : doc) {

@@ -37,7 +37,9 @@ struct EdgeConfig {
     std::string profile = "healthy";
     std::string episodes;
     std::uint64_t seed = 1;
-    double duration_s = 0;  // 0: until the source ends (sim: forever)
+    double duration_s = 0;    // 0: until the source ends (sim: forever)
+    std::string ble_address;  // ble: only this device address (empty: any)
+    std::string ble_name;     // ble: only a device whose name contains this
     // [logging]
     std::string log_level = "info";
 };

@@ -27,6 +27,9 @@ class Source {
     virtual ~Source() = default;
     // next returns the next reading in time order, or nullopt at the end.
     virtual std::optional<Reading> next() = 0;
+    // interrupt makes a blocked next() return nullopt soon (from any thread). Sources whose
+    // next() never blocks need not override it.
+    virtual void interrupt() {}
 };
 
 }  // namespace cipherpulse::edge

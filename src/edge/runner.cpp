@@ -11,6 +11,7 @@
 #include "cipherpulse/codec.h"
 #include "cipherpulse/randomness_pool.h"
 #include "common/cli.h"
+#include "edge/ble_source.h"
 #include "edge/replay.h"
 #include "edge/simulator.h"
 #include "edge/spool.h"
@@ -336,8 +337,17 @@ Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64
         return std::unique_ptr<Source>(std::make_unique<Simulator>(
             profile.value(), std::move(episodes).value(), config.seed, start_ms, end));
     }
-    return make_error(ErrorCode::kUnsupported,
-                      "source '" + config.source + "' is not available in this build yet");
+    if (config.source == "ble") {
+        BleSourceOptions options;
+        options.address = config.ble_address;
+        options.name = config.ble_name;
+        try {
+            return std::unique_ptr<Source>(std::make_unique<BleSource>(options));
+        } catch (const std::exception& e) {
+            return make_error(ErrorCode::kIo, std::string("BLE: ") + e.what());
+        }
+    }
+    return make_error(ErrorCode::kUnsupported, "unknown source '" + config.source + "'");
 }
 
 }  // namespace cipherpulse::edge

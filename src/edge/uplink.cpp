@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "cipherpulse/jws.h"
+#include "common/http_client.h"
 #include "common/upload.h"
 
 namespace cipherpulse::edge {
@@ -30,20 +31,11 @@ Uplink::Uplink(ServerEndpoint endpoint, std::string device_id, const Ed25519Priv
         throw std::invalid_argument("server URL must look like https://host:port, got '" +
                                     impl_->endpoint.url + "'");
     }
-    std::string url = impl_->endpoint.url;
-    if (!url.empty() && url.back() == '/') {
-        url.pop_back();
+    impl_->client = common::make_http_client(impl_->endpoint.url, impl_->endpoint.ca_file,
+                                             impl_->endpoint.timeout_s);
+    if (!impl_->client) {
+        throw std::invalid_argument("unusable server URL '" + impl_->endpoint.url + "'");
     }
-    impl_->client = std::make_unique<httplib::Client>(url);
-    if (url.rfind("https://", 0) == 0) {
-        if (!impl_->endpoint.ca_file.empty()) {
-            impl_->client->set_ca_cert_path(impl_->endpoint.ca_file.c_str());
-        }
-        impl_->client->enable_server_certificate_verification(true);
-    }
-    impl_->client->set_connection_timeout(impl_->endpoint.timeout_s, 0);
-    impl_->client->set_read_timeout(impl_->endpoint.timeout_s, 0);
-    impl_->client->set_write_timeout(impl_->endpoint.timeout_s, 0);
     impl_->client->set_keep_alive(true);
 }
 

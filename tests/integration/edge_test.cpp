@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -18,6 +19,7 @@
 
 #include "cipherpulse/jws.h"
 #include "cipherpulse/paillier.h"
+#include "decryptor/windows_command.h"
 #include "edge/commands.h"
 #include "edge/config.h"
 #include "edge/runner.h"
@@ -212,6 +214,28 @@ TEST_F(EdgeTest, DeliveredWindowsDecryptToTheStatisticsOfTheReadings) {
     // The tachycardia minute shows in the decrypted mean.
     auto mean = [&](std::int64_t minute) { return expected[minute].mean_bpm().value(); };
     EXPECT_GT(mean(start + 60000), mean(start) + 40);
+    // The decryptor's `windows` command fetches, decrypts, checks and prints the same.
+    decryptor::WindowsOptions wo;
+    wo.server_url = "http://127.0.0.1:" + std::to_string(port_);
+    wo.token = decryptor_;
+    wo.format = "csv";
+    std::ostringstream table, problems;
+    ASSERT_EQ(decryptor::run_windows(paillier_key(), wo, table, problems), 0) << problems.str();
+    std::istringstream lines(table.str());
+    std::string line;
+    std::getline(lines, line);
+    EXPECT_EQ(line.rfind("patient,metric,start,records,samples,mean_bpm", 0), 0u) << line;
+    int rows = 0;
+    while (std::getline(lines, line)) {
+        ++rows;
+        EXPECT_EQ(line.rfind("patient-dev-a,hr,", 0), 0u) << line;
+    }
+    EXPECT_EQ(rows, 3);
+    {
+        std::ostringstream mean_text;
+        mean_text << std::fixed << std::setprecision(1) << mean(start + 60000);
+        EXPECT_NE(table.str().find("," + mean_text.str() + ","), std::string::npos) << table.str();
+    }
     // status reports an empty spool and the active key.
     std::ostringstream out, err;
     ASSERT_EQ(run_status(dir_ / "dev-a" / "edge.toml", out, err), 0);
