@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cipherpulse/base64url.h"
 #include "cipherpulse/jws.h"
 #include "cipherpulse/paillier.h"
 #include "decryptor/windows_command.h"
@@ -25,6 +26,7 @@
 #include "edge/runner.h"
 #include "edge/simulator.h"
 #include "edge/spool.h"
+#include "edge/uplink.h"
 #include "server/admin_commands.h"
 #include "server/app.h"
 #include "store/sqlite.h"
@@ -291,6 +293,47 @@ TEST_F(EdgeTest, ServerOutageIsBridgedByTheSpool) {
     EXPECT_EQ(stats.records_acknowledged, 24u);
     EXPECT_EQ(stored_records(), 36);
     EXPECT_EQ(Spool::open(c.spool).stats().depth, 0);
+}
+
+// A server that answers the key request with a document of its choosing: unsigned (alg
+// none), signed by a key other than the pinned identity, or a signed document whose payload
+// was swapped. The edge refuses all of them.
+TEST(EdgeKeyTrustTest, UnsignedWronglySignedOrSwappedKeysAreRefused) {
+    Ed25519PrivateKey identity = Ed25519PrivateKey::generate();
+    Ed25519PrivateKey intruder = Ed25519PrivateKey::generate();
+    const PublicKey& pk = paillier_key().public_key();
+    const std::string genuine = jws_sign(pk.to_json(), identity, {}, "paillier-key+json");
+    auto b64 = [](const std::string& text) { return base64url_encode(std::string_view(text)); };
+    const std::string dot = ".";
+    const std::string unsigned_doc = b64(R"({"alg":"none"})") + dot + b64(pk.to_json()) + dot;
+    const std::string wrongly_signed = jws_sign(pk.to_json(), intruder, {}, "paillier-key+json");
+    PrivateKey other = PrivateKey::generate(2048);
+    // The genuine header and signature around another key's document.
+    const std::string swapped = genuine.substr(0, genuine.find('.')) + dot +
+                                b64(other.public_key().to_json()) +
+                                genuine.substr(genuine.rfind('.'));
+    std::string served;
+    httplib::Server fake;
+    fake.Get("/v1/keys/active", [&served](const httplib::Request&, httplib::Response& res) {
+        res.set_content(json{{"kid", "whatever"}, {"jws", served}}.dump(), "application/json");
+    });
+    int port = fake.bind_to_any_port("127.0.0.1");
+    std::thread serving([&] { fake.listen_after_bind(); });
+    Ed25519PrivateKey device = Ed25519PrivateKey::generate();
+    Uplink uplink({"http://127.0.0.1:" + std::to_string(port), "", 5}, "dev", device,
+                  identity.public_key());
+    served = genuine;
+    auto ok = uplink.fetch_active_key();
+    ASSERT_TRUE(ok.ok()) << ok.error().message;
+    EXPECT_EQ(ok.value().kid(), pk.kid());
+    for (const std::string& bad : {unsigned_doc, wrongly_signed, swapped}) {
+        served = bad;
+        auto refused = uplink.fetch_active_key();
+        ASSERT_FALSE(refused.ok());
+        EXPECT_EQ(refused.error().code, ErrorCode::kBadSignature) << refused.error().message;
+    }
+    fake.stop();
+    serving.join();
 }
 
 // The edge as a real process, killed with SIGKILL at random moments while it measures and
