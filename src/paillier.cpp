@@ -35,7 +35,8 @@ struct PublicKeyState {
     BigInt hs;
     BigInt half_n;  // (n - 1) / 2, the largest magnitude encode_signed accepts
     std::size_t bits = 0;
-    std::size_t exponent_bits = 0;  // ceil(bits / 2), the DJN exponent length
+    std::size_t exponent_bits = 0;   // ceil(bits / 2), the DJN exponent length
+    unsigned table_window_bits = 0;  // 0: the default for the size
     std::size_t ciphertext_bytes = 0;
     std::string kid;
     std::uint64_t fingerprint = 0;
@@ -49,7 +50,7 @@ struct PublicKeyState {
 
     std::unique_ptr<FixedBaseTable> build_table() const {
         auto t = std::make_unique<FixedBaseTable>();
-        t->window_bits = bits >= 3072 ? 9 : 8;
+        t->window_bits = table_window_bits != 0 ? table_window_bits : (bits >= 3072 ? 9 : 8);
         t->digits = (1u << t->window_bits) - 1;
         t->windows = (exponent_bits + t->window_bits - 1) / t->window_bits;
         t->entries.resize(t->windows * t->digits);
@@ -340,6 +341,24 @@ const std::string& PublicKey::kid() const {
 }
 std::uint64_t PublicKey::fingerprint() const {
     return state_->fingerprint;
+}
+
+PublicKey PublicKey::with_fast_table_window(unsigned window_bits) const {
+    if (window_bits < 4 || window_bits > 10) {
+        throw std::invalid_argument("fast-mode table window must be 4 to 10 bits");
+    }
+    auto state = std::make_shared<PublicKeyState>();
+    state->n = state_->n;
+    state->n_squared = state_->n_squared;
+    state->hs = state_->hs;
+    state->half_n = state_->half_n;
+    state->bits = state_->bits;
+    state->exponent_bits = state_->exponent_bits;
+    state->ciphertext_bytes = state_->ciphertext_bytes;
+    state->kid = state_->kid;
+    state->fingerprint = state_->fingerprint;
+    state->table_window_bits = window_bits;
+    return PublicKey(std::move(state));
 }
 
 bool operator==(const PublicKey& a, const PublicKey& b) {

@@ -50,6 +50,7 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
         {"spool", {"path", "max_records", "on_full", "synchronous"}},
         {"upload", {"batch_size", "backoff_initial_ms", "backoff_max_ms"}},
         {"windows", {"micro_window_s"}},
+        {"encryption", {"table_window_bits"}},
         {"filter", {"min_bpm", "max_bpm", "min_rr_ms", "max_rr_ms", "max_rr_change"}},
         {"source",
          {"kind", "path", "speed", "profile", "episodes", "seed", "duration_s", "ble_address",
@@ -81,6 +82,7 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
                  min_rr = c.filter.min_rr_ms, max_rr = c.filter.max_rr_ms,
                  seed = static_cast<std::int64_t>(c.seed);
     double window_s = static_cast<double>(c.micro_window_ms) / 1000.0;
+    std::int64_t table_window = c.table_window_bits;
     std::string on_full = "drop-oldest";
     bool ok =
         read(table("device"), "id", c.device_id) && read(table("device"), "key", c.device_key) &&
@@ -96,6 +98,7 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
         read(table("upload"), "backoff_initial_ms", backoff_initial) &&
         read(table("upload"), "backoff_max_ms", backoff_max) &&
         read(table("windows"), "micro_window_s", window_s) &&
+        read(table("encryption"), "table_window_bits", table_window) &&
         read(table("filter"), "min_bpm", c.filter.min_bpm) &&
         read(table("filter"), "max_bpm", c.filter.max_bpm) &&
         read(table("filter"), "min_rr_ms", min_rr) && read(table("filter"), "max_rr_ms", max_rr) &&
@@ -116,8 +119,8 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
     }
     if (key_check < 10 || timeout < 1 || max_records < 1 || batch < 1 || batch > 1000 ||
         backoff_initial < 10 || backoff_max < backoff_initial || window_s < 1 || window_s > 15 ||
-        min_rr < 1 || max_rr <= min_rr || c.speed < 0 || c.duration_s < 0 ||
-        (c.source != "sim" && c.source != "replay" && c.source != "ble")) {
+        min_rr < 1 || max_rr <= min_rr || c.speed < 0 || c.duration_s < 0 || table_window < 4 ||
+        table_window > 10 || (c.source != "sim" && c.source != "replay" && c.source != "ble")) {
         return config_error("a value is out of range (see config/edge.toml)");
     }
     c.key_check_interval_s = static_cast<int>(key_check);
@@ -129,6 +132,7 @@ Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
     c.backoff_initial_ms = static_cast<int>(backoff_initial);
     c.backoff_max_ms = static_cast<int>(backoff_max);
     c.micro_window_ms = static_cast<std::int64_t>(window_s * 1000);
+    c.table_window_bits = static_cast<unsigned>(table_window);
     c.filter.min_rr_ms = static_cast<std::uint32_t>(min_rr);
     c.filter.max_rr_ms = static_cast<std::uint32_t>(max_rr);
     c.seed = static_cast<std::uint64_t>(seed);

@@ -27,6 +27,8 @@ struct EdgeConfig {
     std::size_t batch_size = 100;
     int backoff_initial_ms = 1000;
     int backoff_max_ms = 300000;
+    // [encryption]
+    unsigned table_window_bits = 6;  // fast-mode table: 12 MB at 3072 bits (see paillier.h)
     // [windows] and [filter]
     std::int64_t micro_window_ms = 5000;
     FilterRules filter;

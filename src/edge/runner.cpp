@@ -119,10 +119,12 @@ class Service {
         return common::kExitInterrupted;
     }
 
-    void adopt(const PublicKey& key, Spool& spool) {
+    void adopt(const PublicKey& verified, Spool& spool) {
+        // The device's own table size: memory matters more here than on a server.
+        PublicKey key = verified.with_fast_table_window(config_.table_window_bits);
         auto trusted = std::make_shared<Trusted>(
             Trusted{key, std::make_unique<RandomnessPool>(
-                             key, RandomnessPool::Options{64, EncryptionMode::kFast})});
+                             key, RandomnessPool::Options{16, EncryptionMode::kFast})});
         {
             std::lock_guard lock(mutex_);
             trusted_ = trusted;

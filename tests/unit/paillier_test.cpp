@@ -393,6 +393,18 @@ TEST(PaillierTest, DjnTableMatchesPlainExponentiation) {
     }
     BigInt m(987654321);
     EXPECT_EQ(big_key.decrypt(big_key.public_key().encrypt(m, EncryptionMode::kFast)), m);
+    // Other table windows give the same randomizers for the same exponent.
+    for (unsigned w : {4u, 6u, 10u}) {
+        PublicKey small = test_key(1024).public_key().with_fast_table_window(w);
+        BigInt a;
+        mpz_setbit(a.get(), 300);
+        mpz_setbit(a.get(), 7);
+        BigInt expected;
+        mpz_powm(expected.get(), small.hs().get(), a.get(), small.n_squared().get());
+        EXPECT_EQ(small.unsafe_djn_randomizer(a), expected) << w;
+        EXPECT_EQ(test_key(1024).decrypt(small.encrypt(m)), m);
+    }
+    EXPECT_THROW((void)big_key.public_key().with_fast_table_window(3), std::invalid_argument);
 }
 
 TEST(PaillierTest, DegenerateDjnBaseIsRefused) {

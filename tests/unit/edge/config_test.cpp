@@ -17,6 +17,7 @@ TEST(EdgeConfigTest, ExampleConfigLoads) {
     EXPECT_EQ(config.value().micro_window_ms, 5000);
     EXPECT_EQ(config.value().spool.on_full, SpoolOptions::OnFull::kDropOldest);
     EXPECT_EQ(config.value().filter.max_rr_change, 0.8);
+    EXPECT_EQ(config.value().table_window_bits, 6u);
 }
 
 TEST(EdgeConfigTest, InitOutputRoundTripsAndPathsResolve) {
@@ -39,6 +40,7 @@ TEST(EdgeConfigTest, MistakesAreErrors) {
           "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[windows]\nmicro_window_s = 60\n",
           "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[spool]\non_full = \"drop-all\"\n",
           "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[source]\nkind = \"camera\"\n",
+          "[device]\nid = \"d\"\n[server]\nurl = \"u\"\n[encryption]\ntable_window_bits = 12\n",
           "[mystery]\n", "not toml ["}) {
         std::ofstream(dir / "edge.toml") << text;
         EXPECT_FALSE(load_edge_config(dir / "edge.toml").ok()) << text;
