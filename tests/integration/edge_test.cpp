@@ -12,6 +12,7 @@
 #include <atomic>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -84,7 +85,13 @@ class EdgeTest : public ::testing::Test {
             config_, [this] { return server::now_unix_ms() + offset_ms_.load(); });
         port_ = app_->bind();
         thread_ = std::thread([this] { app_->serve(); });
-        client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+        if (config_.tls_cert.empty()) {
+            client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+        } else {
+            client_ =
+                std::make_unique<httplib::Client>("https://127.0.0.1:" + std::to_string(port_));
+            client_->set_ca_cert_path(config_.tls_cert.c_str());
+        }
         for (int i = 0; i < 200 && !client_->Get("/v1/health"); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
@@ -334,6 +341,74 @@ TEST(EdgeKeyTrustTest, UnsignedWronglySignedOrSwappedKeysAreRefused) {
     }
     fake.stop();
     serving.join();
+}
+
+// A newly published signed key is followed by a running edge: later records use it.
+TEST_F(EdgeTest, RunningEdgeFollowsANewSignedKey) {
+    EdgeConfig c = enrol("dev-r", identity_.public_key());
+    c.speed = 1;  // real time, so the key check runs while records are produced
+    c.key_check_interval_s = 1;
+    const std::int64_t start = server::now_unix_ms();
+    Simulator sim(patient_profile("healthy").value(), {}, 5, start, start + 6000);
+    std::atomic<bool> stop{false};
+    RunStats stats;
+    int rc = -1;
+    std::thread edge([&] { rc = run_edge(c, sim, stop, &stats, 10000); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    PrivateKey next = PrivateKey::generate(2048);
+    auto res = client_->Post(
+        "/v1/keys", {{"Authorization", "Bearer " + decryptor_}},
+        json{{"jws", jws_sign(next.public_key().to_json(), identity_, {}, "paillier-key+json")}}
+            .dump(),
+        "application/json");
+    ASSERT_EQ(res->status, 201) << res->body;
+    edge.join();
+    ASSERT_EQ(rc, 0);
+    EXPECT_EQ(Spool::open(c.spool).stats().active_kid, next.public_key().kid());
+    auto db = store::Database::open(config_.database, {});
+    auto st =
+        db.prepare("SELECT kid, COUNT(*) FROM records WHERE device_id = 'dev-r' GROUP BY kid");
+    std::map<std::string, std::int64_t> by_kid;
+    while (st.step()) {
+        by_kid[st.column_text(0)] = st.column_int64(1);
+    }
+    EXPECT_GT(by_kid[paillier_key().public_key().kid()], 0);
+    EXPECT_GT(by_kid[next.public_key().kid()], 0);
+}
+
+// Over TLS the edge verifies the server's certificate against the configured CA file.
+TEST_F(EdgeTest, TlsServerIsVerifiedAgainstTheConfiguredCa) {
+    auto make_cert = [&](const std::string& name) {
+        const std::string cert = (dir_ / (name + ".pem")).string();
+        const std::string key = (dir_ / (name + ".key")).string();
+        std::string cmd =
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+            "-nodes -keyout " +
+            key + " -out " + cert +
+            " -days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 "
+            ">/dev/null 2>&1";
+        return std::system(cmd.c_str()) == 0 ? std::make_pair(cert, key)
+                                             : std::make_pair(std::string(), std::string());
+    };
+    auto [cert, key] = make_cert("server");
+    auto [other_cert, other_key] = make_cert("other");
+    if (cert.empty() || other_cert.empty()) {
+        GTEST_SKIP() << "openssl command not available";
+    }
+    stop_server();
+    config_.tls_cert = cert;
+    config_.tls_key = key;
+    start_server();
+    const std::string url = "https://127.0.0.1:" + std::to_string(port_);
+    Ed25519PrivateKey device = Ed25519PrivateKey::generate();
+    Uplink trusted({url, cert, 5}, "dev", device, identity_.public_key());
+    auto fetched = trusted.fetch_active_key();
+    ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+    EXPECT_EQ(fetched.value().kid(), paillier_key().public_key().kid());
+    Uplink wrong_ca({url, other_cert, 5}, "dev", device, identity_.public_key());
+    auto refused = wrong_ca.fetch_active_key();
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kIo);
 }
 
 // The edge as a real process, killed with SIGKILL at random moments while it measures and
