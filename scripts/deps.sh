@@ -11,7 +11,7 @@ CIPHERPULSE_PACKAGES=(
   libcurl4-openssl-dev libcli11-dev libtomlplusplus-dev libsdbus-c++-dev
   libgtest-dev libbenchmark-dev
   # test peers and tools: openssl CLI, Python for black-box tests and the SMTP server
-  openssl python3 python3-aiosmtpd dbus dbus-daemon python3-dbus python3-gi
+  openssl curl python3 python3-aiosmtpd dbus dbus-daemon python3-dbus python3-gi
 )
 
 cipherpulse_missing_packages() {
