@@ -24,6 +24,7 @@
 
 #include "edge/ble_source.h"
 #include "edge/heart_rate_measurement.h"
+#include "unit/test_support.h"
 
 namespace cipherpulse::edge {
 namespace {
@@ -141,32 +142,8 @@ TEST(HeartRateMeasurementTest, ToReading) {
 // ---------------------------------------------------------------------------------------
 // BleSource against a fake BlueZ on a private bus
 
-std::filesystem::path repo_root() {
-    const char* root = std::getenv("CIPHERPULSE_REPO_ROOT");
-    return root != nullptr ? std::filesystem::path(root) : std::filesystem::current_path();
-}
-
-// TempDir is a fresh directory removed with its contents on destruction.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "ble_test.XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using cipherpulse::testing::repo_root;
+using cipherpulse::testing::TempDir;
 
 // Child is a spawned process whose stdout the test reads line by line; its stderr goes to
 // a file. The destructor terminates it (SIGTERM, then SIGKILL) and reaps it, by pid.
