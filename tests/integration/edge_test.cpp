@@ -349,12 +349,15 @@ TEST_F(EdgeTest, RunningEdgeFollowsANewSignedKey) {
     c.speed = 1;  // real time, so the key check runs while records are produced
     c.key_check_interval_s = 1;
     const std::int64_t start = server::now_unix_ms();
-    Simulator sim(patient_profile("healthy").value(), {}, 5, start, start + 6000);
+    Simulator sim(patient_profile("healthy").value(), {}, 5, start, start + 14000);
     std::atomic<bool> stop{false};
     RunStats stats;
     int rc = -1;
     std::thread edge([&] { rc = run_edge(c, sim, stop, &stats, 10000); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    // Publish the new key once the first record, under the first key, has arrived.
+    for (int i = 0; i < 200 && stored_records() == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     PrivateKey next = PrivateKey::generate(2048);
     auto res = client_->Post(
         "/v1/keys", {{"Authorization", "Bearer " + decryptor_}},
