@@ -317,12 +317,36 @@ int run_edge(const EdgeConfig& config, Source& source, std::atomic<bool>& stop, 
     return service.run(source, drain_ms);
 }
 
-Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64_t start_ms) {
+std::int64_t data_start_ms(std::int64_t now_ms, std::int64_t length_ms, double speed) {
+    if (speed == 1.0) {
+        return now_ms;
+    }
+    if (speed <= 0) {
+        return now_ms - length_ms;
+    }
+    return now_ms - static_cast<std::int64_t>(static_cast<double>(length_ms) * (1.0 - 1.0 / speed));
+}
+
+Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64_t now_ms) {
+    const bool accelerated = config.speed != 1.0;
     if (config.source == "replay") {
         if (config.replay_path.empty()) {
             return make_error(ErrorCode::kInvalidEncoding, "source.path names no recording");
         }
-        return open_replay_source(config.replay_path, start_ms);
+        std::int64_t start = now_ms;
+        if (accelerated) {
+            // Measure the recording's length with a first pass.
+            auto probe = open_replay_source(config.replay_path, 0);
+            if (!probe) {
+                return probe.error();
+            }
+            std::int64_t last = 0;
+            while (auto r = probe.value()->next()) {
+                last = r->t_ms;
+            }
+            start = data_start_ms(now_ms, last, config.speed);
+        }
+        return open_replay_source(config.replay_path, start);
     }
     if (config.source == "sim") {
         auto profile = patient_profile(config.profile);
@@ -333,13 +357,21 @@ Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64
         if (!episodes) {
             return episodes.error();
         }
-        std::int64_t end = config.duration_s > 0
-                               ? start_ms + static_cast<std::int64_t>(config.duration_s * 1000)
-                               : Simulator::kNoEnd;
+        if (accelerated && config.duration_s <= 0) {
+            return make_error(ErrorCode::kInvalidEncoding,
+                              "an accelerated simulation needs a duration (--duration), so its "
+                              "data can be placed in the past");
+        }
+        const std::int64_t length = static_cast<std::int64_t>(config.duration_s * 1000);
+        const std::int64_t start = data_start_ms(now_ms, length, config.speed);
+        std::int64_t end = config.duration_s > 0 ? start + length : Simulator::kNoEnd;
         return std::unique_ptr<Source>(std::make_unique<Simulator>(
-            profile.value(), std::move(episodes).value(), config.seed, start_ms, end));
+            profile.value(), std::move(episodes).value(), config.seed, start, end));
     }
     if (config.source == "ble") {
+        if (accelerated) {
+            return make_error(ErrorCode::kInvalidEncoding, "a BLE strap runs in real time only");
+        }
         BleSourceOptions options;
         options.address = config.ble_address;
         options.name = config.ble_name;

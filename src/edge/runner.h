@@ -34,7 +34,15 @@ inline constexpr int kExitKeyRefused = 3;  // the server's encryption key is not
 int run_edge(const EdgeConfig& config, Source& source, std::atomic<bool>& stop,
              RunStats* stats = nullptr, std::int64_t drain_ms = 5000);
 
-// make_source builds the configured source (sim or replay) starting at `start_ms`.
-Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64_t start_ms);
+// make_source builds the configured source. In real time (speed 1) data starts at `now_ms`.
+// Faster (speed > 1, or 0: unpaced) the data would run ahead of the clock and the server
+// would refuse records from the future, so the data is placed in the past instead: it
+// starts at data_start_ms(now_ms, length, speed) and its last reading falls when it is
+// sent. That needs the data's length: a sim needs a duration; a recording is measured.
+Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64_t now_ms);
+
+// data_start_ms is where data of `length_ms` starts when paced at `speed` (0: unpaced) so
+// that no reading is ever ahead of the wall clock: now - length * (1 - 1/speed).
+std::int64_t data_start_ms(std::int64_t now_ms, std::int64_t length_ms, double speed);
 
 }  // namespace cipherpulse::edge

@@ -431,7 +431,8 @@ TEST_F(EdgeTest, KillNineLosesNothingSpooledAndDuplicatesNothing) {
         ASSERT_GE(pid, 0);
         if (pid == 0) {
             ::execl(CIPHERPULSE_EDGE_BIN, "cipherpulse-edge", "run", "--config",
-                    config_path.c_str(), "--speed", "20", static_cast<char*>(nullptr));
+                    config_path.c_str(), "--speed", "20", "--duration", "600",
+                    static_cast<char*>(nullptr));
             ::_exit(127);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(600 + rng() % 900));

@@ -1,4 +1,5 @@
 #include "edge/config.h"
+#include "edge/runner.h"
 
 #include <gtest/gtest.h>
 
@@ -45,6 +46,25 @@ TEST(EdgeConfigTest, MistakesAreErrors) {
         std::ofstream(dir / "edge.toml") << text;
         EXPECT_FALSE(load_edge_config(dir / "edge.toml").ok()) << text;
     }
+}
+
+TEST(EdgeSourceTest, AcceleratedDataIsPlacedInThePast) {
+    const std::int64_t now = 1'000'000'000;
+    EXPECT_EQ(data_start_ms(now, 600'000, 1.0), now);
+    EXPECT_EQ(data_start_ms(now, 600'000, 0.0), now - 600'000);
+    // 10 min at 10x take 1 min: start 9 min back, the last reading is due exactly at the end.
+    EXPECT_EQ(data_start_ms(now, 600'000, 10.0), now - 540'000);
+    EdgeConfig c;
+    c.source = "sim";
+    c.speed = 10;
+    EXPECT_FALSE(make_source(c, now).ok());  // endless and accelerated: refused
+    c.duration_s = 60;
+    auto source = make_source(c, now);
+    ASSERT_TRUE(source.ok()) << source.error().message;
+    auto first = source.value()->next();
+    ASSERT_TRUE(first.has_value());
+    EXPECT_GE(first->t_ms, now - 54'000);
+    EXPECT_LT(first->t_ms, now - 50'000);
 }
 
 }  // namespace
