@@ -13,7 +13,14 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <memory>
+
+#include "cipherpulse/base64url.h"
 #include "cipherpulse/files.h"
+#include "unit/test_support.h"
 
 namespace cipherpulse {
 namespace {
@@ -75,10 +82,38 @@ constexpr char kTest1PublicPem[] =
     "-----BEGIN PUBLIC KEY-----\n"
     "MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
     "-----END PUBLIC KEY-----\n";
-constexpr char kTest1PrivatePem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-    "-----END PRIVATE KEY-----\n";
+// The PKCS#8 PEM of the RFC 8032 TEST 1 key, assembled from the RFC 8410 prefix and the
+// RFC's seed (base64 is checked on its own against RFC 4648): no private key is stored.
+std::string test1_private_pem() {
+    std::vector<std::uint8_t> der = from_hex("302e020100300506032b657004220420");
+    auto seed = from_hex(kRfc8032Vectors[0].secret_key);
+    der.insert(der.end(), seed.begin(), seed.end());
+    return "-----BEGIN PRIVATE KEY-----\n" + base64_encode(der) + "\n-----END PRIVATE KEY-----\n";
+}
+
+// generated_private_pem makes a fresh key of another type with OpenSSL and returns its
+// PKCS#8 PEM (encrypted with a passphrase when `cipher` is set).
+std::string generated_private_pem(const char* type, const char* curve = nullptr,
+                                  const EVP_CIPHER* cipher = nullptr) {
+    EVP_PKEY* raw = curve != nullptr ? EVP_PKEY_Q_keygen(nullptr, nullptr, type, curve)
+                                     : EVP_PKEY_Q_keygen(nullptr, nullptr, type);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, EVP_PKEY_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (!key || !bio) {
+        throw std::runtime_error("OpenSSL key generation failed");
+    }
+    char pass[] = "secret";
+    int ok =
+        cipher != nullptr
+            ? PEM_write_bio_PKCS8PrivateKey(bio.get(), key.get(), cipher, pass, 6, nullptr, nullptr)
+            : PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    if (ok != 1) {
+        throw std::runtime_error("PEM_write failed");
+    }
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+}
 
 // Keys of other types, written by `openssl genpkey` / `openssl pkey -pubout`.
 constexpr char kRsaPublicPem[] =
@@ -88,61 +123,17 @@ constexpr char kRsaPublicPem[] =
     "gs4Zr5VuQFcAvyDeBNTgnRB7ORsziOHYlvBnpdzipaQYbFM06++Wjl+MiyZPXIk6\n"
     "wdcGRxMeFWLTTbwkjwIDAQAB\n"
     "-----END PUBLIC KEY-----\n";
-constexpr char kEcP256PrivatePem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXoYB1a/fjxpwmhLz\n"
-    "iIE1/XDX40N0rPgC0ARVDLuVdr+hRANCAAR4O6eMRe9Ok5lI+WYckpDDxf6OVHqg\n"
-    "bQ+P+ZRVHixkKfFVOBDm+4nk/OdUm8AuVORGOoND3hs2G+x6U+n5BFgE\n"
-    "-----END PRIVATE KEY-----\n";
 constexpr char kX25519PublicPem[] =
     "-----BEGIN PUBLIC KEY-----\n"
     "MCowBQYDK2VuAyEAxFFQ1jZTgd6yyU7s6Vz1T7eCRE0msz0ZZi+xDM+xgl4=\n"
     "-----END PUBLIC KEY-----\n";
-constexpr char kX25519PrivatePem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MC4CAQAwBQYDK2VuBCIEILiz68GVh/YVzMahVCTnmWkFCy+PqFeZAQla0N7d7zh/\n"
-    "-----END PRIVATE KEY-----\n";
 constexpr char kEd448PublicPem[] =
     "-----BEGIN PUBLIC KEY-----\n"
     "MEMwBQYDK2VxAzoA4/+ZXpUQMHQC/WhNLy3xQC4VNy5cZLHffMTu0NCxiD7ZGvgf\n"
     "Myid78GHVtXyYQllkvqU+OQDZIeA\n"
     "-----END PUBLIC KEY-----\n";
-constexpr char kEd448PrivatePem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MEcCAQAwBQYDK2VxBDsEOZsL+AX2KZJpyyW7kt1oxAxwa2u3PoEwKVRTcuvFPKwx\n"
-    "O9HROoVbF7gbBrihTrvJxtH4AjDqp7aWTg==\n"
-    "-----END PRIVATE KEY-----\n";
-// `openssl genpkey -algorithm ed25519 -aes-256-cbc -pass pass:secret`
-constexpr char kEncryptedPrivatePem[] =
-    "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
-    "MIGbMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgIFg6Yg5lL5gICCAAw\n"
-    "DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEG/NvFOZfei9icznCf9NZYkEQCFb\n"
-    "upfktnFPpCfzflCMdBQ25tjnf9iqHOMd6i+CmfFpaQCi8FjtyQogns9GHiL+W5k7\n"
-    "koJBDJzKcT0moHI8NAA=\n"
-    "-----END ENCRYPTED PRIVATE KEY-----\n";
 
-// TempDir is a fresh directory removed with its content at scope exit.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern =
-            (std::filesystem::temp_directory_path() / "cipherpulse-ed25519-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using testing::TempDir;
 
 unsigned file_mode(const std::filesystem::path& path) {
     struct stat st {};
@@ -288,13 +279,14 @@ TEST(Ed25519Test, PemKnownAnswers) {
     auto key = test1_key();
     EXPECT_EQ(key.public_key().to_pem(), kTest1PublicPem);
     SecretBytes private_pem = key.to_pem();
-    EXPECT_EQ(std::string(private_pem.span().begin(), private_pem.span().end()), kTest1PrivatePem);
+    EXPECT_EQ(std::string(private_pem.span().begin(), private_pem.span().end()),
+              test1_private_pem());
 
     auto public_key = Ed25519PublicKey::from_pem(kTest1PublicPem);
     ASSERT_TRUE(public_key.ok()) << public_key.error().message;
     EXPECT_EQ(to_vector(public_key.value().raw()), from_hex(kRfc8032Vectors[0].public_key));
 
-    auto private_key = Ed25519PrivateKey::from_pem(kTest1PrivatePem);
+    auto private_key = Ed25519PrivateKey::from_pem(test1_private_pem());
     ASSERT_TRUE(private_key.ok()) << private_key.error().message;
     EXPECT_EQ(to_vector(private_key.value().sign(std::string_view())),
               from_hex(kRfc8032Vectors[0].signature));
@@ -322,10 +314,10 @@ TEST(Ed25519Test, GeneratedKeysRoundTripThroughPem) {
 
 TEST(Ed25519Test, PemWithSurroundingWhiteSpaceIsAccepted) {
     EXPECT_TRUE(Ed25519PublicKey::from_pem(std::string("\n  ") + kTest1PublicPem + "\n\n").ok());
-    std::string crlf =
-        "-----BEGIN PRIVATE KEY-----\r\n"
-        "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\r\n"
-        "-----END PRIVATE KEY-----\r\n";
+    std::string crlf;
+    for (char c : test1_private_pem()) {
+        crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    }
     auto key = Ed25519PrivateKey::from_pem(crlf);
     ASSERT_TRUE(key.ok()) << key.error().message;
     EXPECT_TRUE(key.value().public_key() == test1_key().public_key());
@@ -337,7 +329,9 @@ TEST(Ed25519Test, FromPemRefusesOtherKeyTypes) {
         ASSERT_FALSE(key.ok()) << pem;
         EXPECT_EQ(key.error().code, ErrorCode::kInvalidKey) << key.error().message;
     }
-    for (const char* pem : {kEcP256PrivatePem, kX25519PrivatePem, kEd448PrivatePem}) {
+    for (const std::string& pem :
+         {generated_private_pem("EC", "P-256"), generated_private_pem("X25519"),
+          generated_private_pem("ED448")}) {
         auto key = Ed25519PrivateKey::from_pem(pem);
         ASSERT_FALSE(key.ok()) << pem;
         EXPECT_EQ(key.error().code, ErrorCode::kInvalidKey) << key.error().message;
@@ -345,7 +339,7 @@ TEST(Ed25519Test, FromPemRefusesOtherKeyTypes) {
 }
 
 TEST(Ed25519Test, FromPemRefusesTheOtherHalf) {
-    auto as_public = Ed25519PublicKey::from_pem(kTest1PrivatePem);
+    auto as_public = Ed25519PublicKey::from_pem(test1_private_pem());
     ASSERT_FALSE(as_public.ok());
     EXPECT_EQ(as_public.error().code, ErrorCode::kInvalidKey);
     auto as_private = Ed25519PrivateKey::from_pem(kTest1PublicPem);
@@ -354,7 +348,8 @@ TEST(Ed25519Test, FromPemRefusesTheOtherHalf) {
 }
 
 TEST(Ed25519Test, FromPemRefusesEncryptedKeyWithoutPrompting) {
-    auto key = Ed25519PrivateKey::from_pem(kEncryptedPrivatePem);
+    auto key =
+        Ed25519PrivateKey::from_pem(generated_private_pem("ED25519", nullptr, EVP_aes_256_cbc()));
     ASSERT_FALSE(key.ok());
     EXPECT_EQ(key.error().code, ErrorCode::kUnsupported);
 }
@@ -396,7 +391,7 @@ TEST(Ed25519Test, FromPemRefusesOversizedText) {
     ASSERT_FALSE(public_key.ok());
     EXPECT_EQ(public_key.error().code, ErrorCode::kInvalidLength);
     auto private_key =
-        Ed25519PrivateKey::from_pem(std::string(kEd25519MaxPemBytes, ' ') + kTest1PrivatePem);
+        Ed25519PrivateKey::from_pem(std::string(kEd25519MaxPemBytes, ' ') + test1_private_pem());
     ASSERT_FALSE(private_key.ok());
     EXPECT_EQ(private_key.error().code, ErrorCode::kInvalidLength);
 }
@@ -437,7 +432,7 @@ TEST(Ed25519Test, LoadRefusesPrivateKeyReadableByOthers) {
     for (unsigned mode : {0644u, 0640u, 0604u, 0660u}) {
         SCOPED_TRACE(mode);
         auto path = dir.path() / "key.pem";
-        write_plain_file(path, kTest1PrivatePem, mode);
+        write_plain_file(path, test1_private_pem(), mode);
         ASSERT_EQ(file_mode(path), mode);
         auto loaded = Ed25519PrivateKey::load(path);
         ASSERT_FALSE(loaded.ok());

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include "unit/test_support.h"
 
 namespace cipherpulse::store {
 namespace {
@@ -21,27 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A fresh directory, removed with its contents on destruction.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "cipherpulse-sqlite-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using cipherpulse::testing::TempDir;
 
 std::string pragma_text(Database& db, const std::string& pragma) {
     Statement statement = db.prepare("PRAGMA " + pragma);
@@ -82,23 +63,23 @@ TEST(SqliteTest, InMemoryDatabaseIsConfigured) {
 TEST(SqliteTest, FileDatabaseUsesWalAndConfiguredSynchronous) {
     TempDir dir;
     {
-        Database db = Database::open(dir.file("normal.db"));
+        Database db = Database::open((dir / "normal.db").string());
         EXPECT_EQ(pragma_text(db, "journal_mode"), "wal");
         EXPECT_EQ(pragma_int(db, "synchronous"), 1);
         db.exec("CREATE TABLE t(x)");
-        EXPECT_TRUE(fs::exists(dir.file("normal.db-wal")));
+        EXPECT_TRUE(fs::exists((dir / "normal.db-wal").string()));
     }
     OpenOptions full;
     full.synchronous = "FULL";
     full.busy_timeout_ms = 250;
-    Database db_full = Database::open(dir.file("full.db"), full);
+    Database db_full = Database::open((dir / "full.db").string(), full);
     EXPECT_EQ(pragma_text(db_full, "journal_mode"), "wal");
     EXPECT_EQ(pragma_int(db_full, "synchronous"), 2);
     EXPECT_EQ(pragma_int(db_full, "busy_timeout"), 250);
 
     OpenOptions off;
     off.synchronous = "off";
-    Database db_off = Database::open(dir.file("off.db"), off);
+    Database db_off = Database::open((dir / "off.db").string(), off);
     EXPECT_EQ(pragma_int(db_off, "synchronous"), 0);
 }
 
@@ -106,7 +87,7 @@ TEST(SqliteTest, WalCanBeLeftOff) {
     TempDir dir;
     OpenOptions options;
     options.wal = false;
-    Database db = Database::open(dir.file("rollback.db"), options);
+    Database db = Database::open((dir / "rollback.db").string(), options);
     EXPECT_EQ(pragma_text(db, "journal_mode"), "delete");
 }
 
@@ -123,7 +104,7 @@ TEST(SqliteTest, InvalidOptionsAreRejected) {
 
 TEST(SqliteTest, OpenFailureNamesThePath) {
     TempDir dir;
-    const std::string missing_dir = dir.file("no/such/dir/data.db");
+    const std::string missing_dir = (dir / "no/such/dir/data.db").string();
     try {
         Database::open(missing_dir);
         FAIL() << "opened a database in a missing directory";
@@ -134,16 +115,16 @@ TEST(SqliteTest, OpenFailureNamesThePath) {
 
     OpenOptions no_create;
     no_create.create = false;
-    EXPECT_THROW(Database::open(dir.file("absent.db"), no_create), SqliteError);
+    EXPECT_THROW(Database::open((dir / "absent.db").string(), no_create), SqliteError);
     OpenOptions read_only;
     read_only.read_only = true;
-    EXPECT_THROW(Database::open(dir.file("absent.db"), read_only), SqliteError);
-    EXPECT_FALSE(fs::exists(dir.file("absent.db")));
+    EXPECT_THROW(Database::open((dir / "absent.db").string(), read_only), SqliteError);
+    EXPECT_FALSE(fs::exists((dir / "absent.db").string()));
 }
 
 TEST(SqliteTest, FileThatIsNotADatabaseIsRefusedNamingThePath) {
     TempDir dir;
-    const std::string path = dir.file("garbage.db");
+    const std::string path = (dir / "garbage.db").string();
     {
         std::ofstream out(path, std::ios::binary);
         for (int i = 0; i < 200; ++i) {
@@ -189,7 +170,7 @@ TEST(SqliteTest, PathIsNeverTreatedAsUri) {
 
 TEST(SqliteTest, ReadOnlyConnectionReadsButCannotWrite) {
     TempDir dir;
-    const std::string path = dir.file("ro.db");
+    const std::string path = (dir / "ro.db").string();
     Database writer = Database::open(path);
     writer.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)");
 
@@ -524,7 +505,7 @@ TEST(SqliteTest, NestedTransactionIsRefused) {
 
 TEST(SqliteTest, CommitIsVisibleToASecondConnection) {
     TempDir dir;
-    const std::string path = dir.file("shared.db");
+    const std::string path = (dir / "shared.db").string();
     Database writer = Database::open(path);
     Database reader = Database::open(path);
     writer.exec("CREATE TABLE t(x BLOB)");
@@ -548,7 +529,7 @@ TEST(SqliteTest, CommitIsVisibleToASecondConnection) {
 
 TEST(SqliteTest, SecondWriterGetsBusyAfterItsTimeout) {
     TempDir dir;
-    const std::string path = dir.file("busy.db");
+    const std::string path = (dir / "busy.db").string();
     Database first = Database::open(path);
     first.exec("CREATE TABLE t(x)");
     OpenOptions impatient;
@@ -589,7 +570,7 @@ TEST(SqliteTest, SecondWriterGetsBusyAfterItsTimeout) {
 
 TEST(SqliteTest, CheckpointTruncatesTheWal) {
     TempDir dir;
-    const std::string path = dir.file("wal.db");
+    const std::string path = (dir / "wal.db").string();
     Database db = Database::open(path);
     db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(10000))");
     ASSERT_GT(fs::file_size(path + "-wal"), 10000u);
@@ -633,7 +614,7 @@ constexpr std::array<Migration, 3> kMigrations = {{
 
 TEST(SqliteTest, MigrationsApplyInOrderOnce) {
     TempDir dir;
-    const std::string path = dir.file("migrate.db");
+    const std::string path = (dir / "migrate.db").string();
     {
         Database db = Database::open(path);
         migrate(db, std::span(kMigrations).first(1));
