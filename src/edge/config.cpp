@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include "common/config_file.h"
+#include "common/toml_file.h"
 
 #include <map>
 #include <set>
@@ -19,30 +20,17 @@ std::string resolve(const std::filesystem::path& base, const std::string& value)
 
 template <class T>
 bool read(const toml::table& t, const char* key, T& out) {
-    const toml::node* node = t.get(key);
-    if (node == nullptr) {
-        return true;
-    }
-    auto value = node->value<T>();
-    if (!value) {
-        return false;
-    }
-    out = *value;
-    return true;
+    return common::read_toml_value(t, key, out);
 }
 
 }  // namespace
 
 Result<EdgeConfig> load_edge_config(const std::filesystem::path& path) {
-    toml::table doc;
-    try {
-        doc = toml::parse_file(path.string());
-    } catch (const toml::parse_error& e) {
-        std::ostringstream where;
-        where << e.source().begin;
-        return config_error(path.string() + ": " + std::string(e.description()) + " at " +
-                            where.str());
+    auto parsed = common::parse_toml_file(path);
+    if (!parsed) {
+        return parsed.error();
     }
+    const toml::table& doc = parsed.value();
     const std::map<std::string, std::set<std::string>> known = {
         {"device", {"id", "key"}},
         {"trust", {"identity", "key_check_interval_s"}},

@@ -154,7 +154,7 @@ class Service {
             }
             if (!records.empty()) {
                 std::lock_guard lock(mutex_);
-                spool_depth_ = spool.stats().depth;
+                spool_depth_ = spool.depth();
                 cv_.notify_all();
             }
         };
@@ -205,7 +205,7 @@ class Service {
             auto records = spool.oldest(config_.batch_size);
             {
                 std::unique_lock lock(mutex_);
-                spool_depth_ = spool.stats().depth;
+                spool_depth_ = spool.depth();
                 if (records.empty()) {
                     if (finished_) {
                         return;
@@ -225,12 +225,12 @@ class Service {
                 stats_.late_records += static_cast<std::uint64_t>(outcome.late);
                 if (failures > 0) {
                     spdlog::info("server reachable again; draining the spool ({} records left)",
-                                 spool.stats().depth);
+                                 spool.depth());
                 }
                 failures = 0;
                 if (++batches % 20 == 0) {
                     spdlog::info("uploaded {} records; spool depth {}", stats_.records_acknowledged,
-                                 spool.stats().depth);
+                                 spool.depth());
                 }
                 continue;
             }
@@ -253,7 +253,7 @@ class Service {
             backoff = static_cast<int>(static_cast<double>(backoff) *
                                        (0.5 + std::uniform_real_distribution<>(0, 1)(jitter)));
             spdlog::warn("upload failed ({}); retry {} in {} ms, spool depth {}", outcome.error,
-                         failures, backoff, spool.stats().depth);
+                         failures, backoff, spool.depth());
             std::unique_lock lock(mutex_);
             cv_.wait_for(lock, std::chrono::milliseconds(backoff), [this] { return finished_; });
         }

@@ -34,7 +34,12 @@ INSERT INTO counters (name, value) VALUES
     ('last_seq', 0), ('dropped_oldest', 0), ('dropped_newest', 0), ('dead_lettered', 0);
 )sql";
 
-constexpr store::Migration kMigrations[] = {{1, kSpoolV1}};
+// Version 2: the depth as a counter kept with every change, so reading it scans nothing.
+constexpr std::string_view kSpoolV2 = R"sql(
+INSERT INTO counters (name, value) SELECT 'depth', COUNT(*) FROM spool;
+)sql";
+
+constexpr store::Migration kMigrations[] = {{1, kSpoolV1}, {2, kSpoolV2}};
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -68,20 +73,22 @@ Spool Spool::open(const SpoolOptions& options) {
 Spool::Spool(store::Database db, SpoolOptions options)
     : db_(std::move(db)), options_(std::move(options)) {}
 
-void Spool::bump(const char* name) {
-    auto& st = db_.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = ?");
-    st.bind(1, std::string_view(name));
+void Spool::bump(const char* name, std::int64_t delta) {
+    auto& st = db_.prepare_cached("UPDATE counters SET value = value + ? WHERE name = ?");
+    st.bind(1, delta);
+    st.bind(2, std::string_view(name));
     st.execute();
+}
+
+std::int64_t Spool::depth() {
+    return counter(db_, "depth");
 }
 
 std::optional<std::int64_t> Spool::append(std::int64_t t_ms, const std::string& metric,
                                           const std::string& schema, const std::string& kid,
                                           const std::string& ct) {
     store::Transaction tx(db_);
-    auto& count = db_.prepare_cached("SELECT COUNT(*) FROM spool");
-    count.step();
-    std::int64_t depth = count.column_int64(0);
-    count.reset();
+    const std::int64_t depth = counter(db_, "depth");
     if (depth >= options_.max_records) {
         if (options_.on_full == SpoolOptions::OnFull::kDropNewest) {
             bump("dropped_newest");
@@ -91,6 +98,7 @@ std::optional<std::int64_t> Spool::append(std::int64_t t_ms, const std::string& 
         }
         db_.prepare_cached("DELETE FROM spool WHERE seq = (SELECT MIN(seq) FROM spool)").execute();
         bump("dropped_oldest");
+        bump("depth", -1);
         spdlog::warn("spool full ({} records): dropped the oldest record", depth);
     }
     // Sequence numbers never repeat, even after every record left the spool.
@@ -101,6 +109,7 @@ std::optional<std::int64_t> Spool::append(std::int64_t t_ms, const std::string& 
         "?, ?, ?)");
     ins.bind_all(seq, t_ms, metric, schema, kid, ct, now_ms());
     ins.execute();
+    bump("depth");
     tx.commit();
     return seq;
 }
@@ -120,10 +129,12 @@ std::vector<SpoolRecord> Spool::oldest(std::size_t limit) {
 void Spool::acknowledge(const std::vector<std::int64_t>& seqs) {
     store::Transaction tx(db_);
     auto& del = db_.prepare_cached("DELETE FROM spool WHERE seq = ?");
+    std::int64_t removed = 0;
     for (auto seq : seqs) {
         del.bind(1, seq);
-        del.execute();
+        removed += del.execute();
     }
+    bump("depth", -removed);
     tx.commit();
 }
 
@@ -139,6 +150,7 @@ void Spool::dead_letter(const std::vector<std::int64_t>& seqs, const std::string
         del.bind(1, seq);
         if (del.execute() == 1) {
             bump("dead_lettered");
+            bump("depth", -1);
         }
     }
     tx.commit();
@@ -165,10 +177,7 @@ std::optional<std::string> Spool::state(const std::string& key) {
 
 SpoolStats Spool::stats() {
     SpoolStats s;
-    auto& depth = db_.prepare_cached("SELECT COUNT(*) FROM spool");
-    depth.step();
-    s.depth = depth.column_int64(0);
-    depth.reset();
+    s.depth = depth();
     s.last_seq = counter(db_, "last_seq");
     s.dropped_oldest = counter(db_, "dropped_oldest");
     s.dropped_newest = counter(db_, "dropped_newest");

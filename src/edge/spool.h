@@ -8,18 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "common/upload.h"
 #include "store/sqlite.h"
 
 namespace cipherpulse::edge {
 
-struct SpoolRecord {
-    std::int64_t seq = 0;
-    std::int64_t t_ms = 0;
-    std::string metric;
-    std::string schema;
-    std::string kid;
-    std::string ct;  // base64url
-};
+// SpoolRecord is a record exactly as it will be uploaded.
+using SpoolRecord = common::UploadRecord;
 
 struct SpoolOptions {
     std::string path = "edge-spool.db";
@@ -54,6 +49,8 @@ class Spool {
                                        const std::string& ct);
     // oldest returns up to `limit` records in sequence order.
     std::vector<SpoolRecord> oldest(std::size_t limit);
+    // depth is the number of records waiting (kept as a counter: no table scan).
+    std::int64_t depth();
     // acknowledge removes records the server acknowledged (accepted or duplicate).
     void acknowledge(const std::vector<std::int64_t>& seqs);
     // dead_letter moves records the server refused for good (e.g. a retired key) out of the
@@ -66,7 +63,7 @@ class Spool {
 
   private:
     Spool(store::Database db, SpoolOptions options);
-    void bump(const char* counter);
+    void bump(const char* counter, std::int64_t delta = 1);
 
     store::Database db_;
     SpoolOptions options_;

@@ -84,13 +84,8 @@ Result<PublicKey> Uplink::verify_key_document(const std::string& jws) const {
 
 UploadOutcome Uplink::upload(const std::vector<SpoolRecord>& records, std::int64_t now_s) {
     UploadOutcome out;
-    std::vector<common::UploadRecord> wire;
-    wire.reserve(records.size());
-    for (const auto& r : records) {
-        wire.push_back({r.seq, r.t_ms, r.metric, r.schema, r.kid, r.ct});
-    }
     auto signed_upload =
-        common::sign_upload(common::batch_json(impl_->device_id, wire), common::kReadingsPath,
+        common::sign_upload(common::batch_json(impl_->device_id, records), common::kReadingsPath,
                             impl_->device_id, impl_->key, now_s);
     auto res = impl_->client->Post(common::kReadingsPath,
                                    {{"Content-Digest", signed_upload.content_digest},

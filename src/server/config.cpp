@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include "common/config_file.h"
+#include "common/toml_file.h"
 
 #include <algorithm>
 #include <set>
@@ -32,15 +33,9 @@ Status check_keys(const toml::table& table, const std::set<std::string>& known,
 
 template <class T>
 Status read(const toml::table& table, const char* key, T& out, const std::string& where) {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) {
-        return Ok{};
-    }
-    auto value = node->value<T>();
-    if (!value) {
+    if (!common::read_toml_value(table, key, out)) {
         return config_error("'" + where + "." + key + "' has the wrong type");
     }
-    out = *value;
     return Ok{};
 }
 
@@ -95,15 +90,11 @@ ServerConfig ServerConfig::defaults() {
 }
 
 Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
-    toml::table doc;
-    try {
-        doc = toml::parse_file(path.string());
-    } catch (const toml::parse_error& e) {
-        std::ostringstream where;
-        where << e.source().begin;
-        return config_error(path.string() + ": " + std::string(e.description()) + " at " +
-                            where.str());
+    auto parsed = common::parse_toml_file(path);
+    if (!parsed) {
+        return parsed.error();
     }
+    const toml::table& doc = parsed.value();
     ServerConfig c = ServerConfig::defaults();
     const std::filesystem::path base = path.parent_path();
     if (auto s = check_keys(doc, {"server", "storage", "ingest", "keys", "logging"}, "the file");

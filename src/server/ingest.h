@@ -135,7 +135,6 @@ class Windows {
     Windows(std::vector<Granularity> granularities, IngestCounters& counters);
     // load reads every unsealed window of the database (at start-up).
     void load(store::Database& db);
-    std::size_t open_count() const { return open_.size(); }
 
     // Job factories. Both jobs apply their in-memory effects only as far as they commit.
     // `partials` come from compute_partials over the same records and now_ms; the job uses

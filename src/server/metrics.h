@@ -23,7 +23,6 @@ class Metrics {
     void count_request(const std::string& method, const std::string& route, int status);
     void observe_ingest_seconds(double seconds);
     void count_rejected(std::uint64_t records) { rejected_ += records; }
-    std::uint64_t rejected() const { return rejected_; }
     std::string render(const IngestCounters& counters, std::size_t queue_depth,
                        std::int64_t db_bytes) const;
 

@@ -56,11 +56,6 @@ std::size_t Writer::queue_depth() const {
     return queue_.size();
 }
 
-std::uint64_t Writer::commits() const {
-    std::lock_guard lock(mutex_);
-    return commits_;
-}
-
 void Writer::loop() {
     for (;;) {
         std::deque<std::shared_ptr<WriteJob>> group;
@@ -114,10 +109,6 @@ void Writer::run_group(std::deque<std::shared_ptr<WriteJob>>& group) {
             job->failed(job_error);
         }
         return;
-    }
-    {
-        std::lock_guard lock(mutex_);
-        ++commits_;
     }
     for (auto& job : done) {
         job->committed();

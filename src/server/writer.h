@@ -49,7 +49,6 @@ class Writer {
     // sealer, which must not be shed); returns false only when stopping.
     bool submit_always(std::shared_ptr<WriteJob> job);
     std::size_t queue_depth() const;
-    std::uint64_t commits() const;
     // stop drains the queue and joins the thread (idempotent).
     void stop();
 
@@ -64,7 +63,6 @@ class Writer {
     std::condition_variable cv_;
     std::deque<std::shared_ptr<WriteJob>> queue_;
     bool stopping_ = false;
-    std::uint64_t commits_ = 0;
     std::thread thread_;
 };
 

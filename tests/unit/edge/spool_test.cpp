@@ -47,6 +47,7 @@ TEST(SpoolTest, FullSpoolDropsExplicitly) {
     ASSERT_EQ(left.size(), 2u);
     EXPECT_EQ(left[0].seq, 2);
     EXPECT_EQ(spool.stats().dropped_oldest, 1);
+    EXPECT_EQ(spool.depth(), 2);
 
     TempDir other;
     auto o = options(other, 1);
@@ -70,6 +71,7 @@ TEST(SpoolTest, DeadLettersLeaveTheQueueAndAreCounted) {
     EXPECT_EQ(left[0].seq, 1);
     EXPECT_EQ(left[1].seq, 3);
     EXPECT_EQ(spool.stats().dead_lettered, 1);
+    EXPECT_EQ(spool.depth(), 2);  // the counter follows appends and dead letters
     spool.set_state("last_error", "boom");
     EXPECT_EQ(spool.stats().last_error, "boom");
 }
