@@ -7,11 +7,14 @@
 namespace cipherpulse::apps {
 
 // configure_app adds --version and --log-level to `app` and requires one subcommand.
+// Call it before adding subcommands (they inherit the fallthrough).
 inline void configure_app(CLI::App& app, const std::string& program, std::string& log_level) {
     app.set_version_flag("--version", program + " " + CIPHERPULSE_VERSION);
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->capture_default_str();
     app.require_subcommand(1);
+    // Options of the program (--log-level) may also follow the subcommand.
+    app.fallthrough();
 }
 
 // parse_command_line parses argv; on --help/--version it prints and returns 0, on a usage

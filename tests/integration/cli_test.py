@@ -159,7 +159,9 @@ class CliTest(unittest.TestCase):
         values = [70, 72, 75, 68, 90]
         enc = run("cipherpulse-edge", ["encrypt", "--public-key", self.pub],
                   stdin="".join(f"{v}\n" for v in values))
-        agg = run("cipherpulse-server", ["aggregate", "--public-key", self.pub], stdin=enc.stdout)
+        # Program options may also follow the subcommand.
+        agg = run("cipherpulse-server", ["aggregate", "--public-key", self.pub, "--log-level",
+                                         "warn"], stdin=enc.stdout)
         self.assertEqual(len(agg.stdout.split()), 1)
         self.assertEqual(self.ref.decrypt(self.ref.from_wire(agg.stdout.strip())), sum(values))
 
