@@ -8,10 +8,19 @@
 #include "cipherpulse/keyfile.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "decryptor/commands.h"
+#include "decryptor/config.h"
 #include "decryptor/decrypt_command.h"
 #include "decryptor/keygen_command.h"
 #include "decryptor/publish_command.h"
+#include "decryptor/watch.h"
 #include "decryptor/windows_command.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
 
 namespace {
 
@@ -97,6 +106,60 @@ int main(int argc, char** argv) {
     w_token_file->excludes(w_token_env);
     add_passphrase_options(windows_cmd, windows_pass, "of a sealed key");
 
+    // Commands that work from the configuration file of the watch service.
+    std::string config_path = "decryptor.toml";
+    auto add_config = [&config_path](CLI::App* cmd) {
+        cmd->add_option("--config", config_path, "configuration file (see config/decryptor.toml)")
+            ->capture_default_str();
+    };
+    bool watch_once = false;
+    auto* watch_cmd = app.add_subcommand(
+        "watch", "decrypt sealed windows as they come, evaluate the alert rules, send alerts");
+    add_config(watch_cmd);
+    watch_cmd->add_flag("--once", watch_once,
+                        "process what is there now, make one delivery attempt, and exit");
+
+    cipherpulse::decryptor::StatsOptions stats;
+    std::string stats_from = "-24h", stats_to = "now";
+    auto* stats_cmd =
+        app.add_subcommand("stats", "print a patient's decrypted statistics over a time range");
+    add_config(stats_cmd);
+    stats_cmd->add_option("--patient", stats.patient, "patient id")->required();
+    stats_cmd->add_option("--from", stats_from, "start: Unix ms, 2026-11-21T10:00Z, now, -2h")
+        ->capture_default_str();
+    stats_cmd->add_option("--to", stats_to, "end (exclusive), same forms")->capture_default_str();
+    stats_cmd->add_option("--granularity", stats.granularity,
+                          "window length (default: the watch granularity)");
+    stats_cmd->add_option("--format", stats.format, "table, csv or json")
+        ->check(CLI::IsMember({"table", "csv", "json"}))
+        ->capture_default_str();
+
+    std::int64_t verify_window = 0;
+    auto* verify_cmd = app.add_subcommand(
+        "verify", "re-verify a sealed window against the raw records its devices signed");
+    add_config(verify_cmd);
+    verify_cmd->add_option("--window", verify_window, "window id")->required();
+
+    auto* alerts_cmd = app.add_subcommand("alerts", "the alert history: list and acknowledge");
+    alerts_cmd->require_subcommand(1);
+    std::string alerts_patient, alerts_format = "table", ack_by, ack_note;
+    bool alerts_open = false;
+    int alerts_limit = 100;
+    std::int64_t ack_id = 0;
+    auto* alerts_list = alerts_cmd->add_subcommand("list", "list alerts, newest first");
+    add_config(alerts_list);
+    alerts_list->add_option("--patient", alerts_patient, "only this patient");
+    alerts_list->add_flag("--open", alerts_open, "only alerts not yet acknowledged");
+    alerts_list->add_option("--limit", alerts_limit, "at most this many")->capture_default_str();
+    alerts_list->add_option("--format", alerts_format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+    auto* alerts_ack = alerts_cmd->add_subcommand("ack", "acknowledge an alert");
+    add_config(alerts_ack);
+    alerts_ack->add_option("id", ack_id, "alert id")->required();
+    alerts_ack->add_option("--by", ack_by, "who acknowledges (name or role)")->required();
+    alerts_ack->add_option("--note", ack_note, "a note for the record");
+
     if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
         return rc;
     }
@@ -117,6 +180,75 @@ int main(int argc, char** argv) {
             }
             return token;
         };
+        namespace dec = cipherpulse::decryptor;
+        if (*watch_cmd || *stats_cmd || *verify_cmd || *alerts_cmd) {
+            auto config = dec::load_decryptor_config(config_path);
+            if (!config) {
+                std::cerr << "cipherpulse-decryptor: error: " << config.error().message << "\n";
+                return cipherpulse::common::kExitBadInput;
+            }
+            dec::DecryptorConfig& c = config.value();
+            if (log_level == "info" && c.log_level != "info") {
+                logger = cipherpulse::common::init_logging("decryptor", c.log_level);
+            }
+            if (*alerts_list) {
+                return dec::run_alerts_list(c, alerts_patient, alerts_open, alerts_limit,
+                                            alerts_format, std::cout, std::cerr);
+            }
+            if (*alerts_ack) {
+                return dec::run_alerts_ack(c, ack_id, ack_by, ack_note, std::cout, std::cerr);
+            }
+            auto keys = dec::load_key_ring(c);
+            if (!keys) {
+                std::cerr << "cipherpulse-decryptor: error: " << keys.error().message << "\n";
+                return cipherpulse::common::kExitBadInput;
+            }
+            auto token = dec::read_token(c);
+            if (!token) {
+                std::cerr << "cipherpulse-decryptor: error: " << token.error().message << "\n";
+                return cipherpulse::common::kExitBadInput;
+            }
+            if (*stats_cmd) {
+                const std::int64_t now = dec::system_clock_ms();
+                auto from = dec::parse_time_arg(stats_from, now);
+                auto to = dec::parse_time_arg(stats_to, now);
+                if (!from || !to) {
+                    std::cerr << "cipherpulse-decryptor: error: "
+                              << (!from ? from.error().message : to.error().message) << "\n";
+                    return cipherpulse::common::kExitBadInput;
+                }
+                stats.from_ms = from.value();
+                stats.to_ms = to.value();
+                return dec::run_stats(c, keys.value(), token.value(), stats, std::cout, std::cerr);
+            }
+            if (*verify_cmd) {
+                return dec::run_verify(c, keys.value(), token.value(), verify_window, std::cout,
+                                       std::cerr);
+            }
+            dec::Watcher watcher(c, std::move(keys).value(), token.value(), dec::make_notifiers(c));
+            if (watch_once) {
+                return watcher.run_once();
+            }
+            // SIGTERM and SIGINT stop the service: handled on a thread of their own.
+            sigset_t signals;
+            sigemptyset(&signals);
+            sigaddset(&signals, SIGTERM);
+            sigaddset(&signals, SIGINT);
+            pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+            std::atomic<bool> stop{false};
+            std::thread waiter([&stop, signals] {
+                int received = 0;
+                sigwait(&signals, &received);
+                spdlog::info("signal {} received: stopping", received);
+                stop = true;
+            });
+            int rc = watcher.run(stop);
+            if (!stop.exchange(true)) {
+                pthread_kill(waiter.native_handle(), SIGTERM);
+            }
+            waiter.join();
+            return rc;
+        }
         if (*windows_cmd) {
             std::optional<cipherpulse::SecretBytes> pass;
             if (windows_pass.any()) {
@@ -128,7 +260,9 @@ int main(int argc, char** argv) {
                 return cipherpulse::common::kExitBadInput;
             }
             windows.token = read_token(windows_token_file, windows_token_env);
-            return cipherpulse::decryptor::run_windows(key.value(), windows, std::cout, std::cerr);
+            cipherpulse::decryptor::KeyRing ring;
+            ring.add(std::move(key).value());
+            return cipherpulse::decryptor::run_windows(ring, windows, std::cout, std::cerr);
         }
         if (*publish_cmd) {
             publish.token = read_token(token_file, token_env);

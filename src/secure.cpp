@@ -116,4 +116,17 @@ std::vector<std::uint8_t> sha256(std::span<const std::uint8_t> data) {
     return out;
 }
 
+std::string sha256_hex(std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    auto digest = sha256(std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    std::string out;
+    out.reserve(64);
+    for (std::uint8_t b : digest) {
+        out.push_back(kHex[b >> 4]);
+        out.push_back(kHex[b & 15]);
+    }
+    return out;
+}
+
 }  // namespace cipherpulse

@@ -55,5 +55,7 @@ class SecretBytes {
 
 // sha256 returns the SHA-256 digest of `data`.
 std::vector<std::uint8_t> sha256(std::span<const std::uint8_t> data);
+// sha256_hex returns the SHA-256 digest of `text` in lower-case hexadecimal (64 characters).
+std::string sha256_hex(std::string_view text);
 
 }  // namespace cipherpulse

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -38,6 +39,27 @@ bool read_toml_value(const toml::table& table, const char* key, T& out) {
     }
     out = *value;
     return true;
+}
+
+// check_toml_keys refuses keys of `table` outside `known`, naming `where` ("[server]").
+inline Status check_toml_keys(const toml::table& table, const std::set<std::string>& known,
+                              const std::string& where) {
+    for (const auto& [key, value] : table) {
+        if (known.count(std::string(key.str())) == 0) {
+            return config_error("unknown key '" + std::string(key.str()) + "' in " + where);
+        }
+    }
+    return Ok{};
+}
+
+// read_toml sets `out` from `table[key]` when present; a wrong type is an error naming
+// `where.key`.
+template <class T>
+Status read_toml(const toml::table& table, const char* key, T& out, const std::string& where) {
+    if (!read_toml_value(table, key, out)) {
+        return config_error("'" + where + "." + key + "' has the wrong type");
+    }
+    return Ok{};
 }
 
 }  // namespace cipherpulse::common

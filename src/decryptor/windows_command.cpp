@@ -10,18 +10,12 @@
 #include "cipherpulse/codec.h"
 #include "common/cli.h"
 #include "common/http_client.h"
+#include "decryptor/release.h"
 
 namespace cipherpulse::decryptor {
 namespace {
 
 constexpr int kExitIntegrity = 4;
-
-std::string utc(std::int64_t ms) {
-    std::time_t t = static_cast<std::time_t>(ms / 1000);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return text;
-}
 
 std::string fixed(const std::optional<double>& v, int decimals) {
     if (!v) {
@@ -34,7 +28,7 @@ std::string fixed(const std::optional<double>& v, int decimals) {
 
 }  // namespace
 
-int run_windows(const PrivateKey& key, const WindowsOptions& o, std::ostream& out,
+int run_windows(const KeyRing& keys, const WindowsOptions& o, std::ostream& out,
                 std::ostream& err) {
     auto client_ptr = common::make_http_client(o.server_url, o.ca_file, 30);
     if (!client_ptr) {
@@ -42,7 +36,6 @@ int run_windows(const PrivateKey& key, const WindowsOptions& o, std::ostream& ou
         return common::kExitBadInput;
     }
     httplib::Client& client = *client_ptr;
-    const PublicKey& pk = key.public_key();
     const bool csv = o.format == "csv";
     const char* sep = csv ? "," : "\t";
     out << "patient" << sep << "metric" << sep << "start" << sep << "records" << sep << "samples"
@@ -68,42 +61,28 @@ int run_windows(const PrivateKey& key, const WindowsOptions& o, std::ostream& ou
             err << "cipherpulse-decryptor: error: malformed window page\n";
             return common::kExitFailure;
         }
-        for (const auto& w : page["windows"]) {
-            const std::string id = std::to_string(w.value("id", 0));
-            if (w.value("kid", std::string()) != pk.kid()) {
-                err << "window " << id << ": under key " << w.value("kid", std::string())
-                    << ", not this key; skipped\n";
+        for (const auto& item : page["windows"]) {
+            auto w = parse_server_window(item);
+            if (!w) {
+                err << "cipherpulse-decryptor: error: malformed window in the page\n";
+                return common::kExitFailure;
+            }
+            OpenedWindow opened = open_window(*w, keys);
+            if (opened.verdict == OpenedWindow::Verdict::kSkipped) {
+                err << "window " << w->id << ": skipped: " << opened.detail << "\n";
                 continue;
             }
-            auto schema = parse_schema_id(w.value("schema", std::string()));
-            auto c = pk.parse_ciphertext_base64url(w.value("aggregate", std::string()));
-            if (!schema || schema.value().metric != Metric::kHeartRate || !c) {
-                err << "window " << id << ": INTEGRITY: unusable schema or aggregate\n";
+            if (opened.verdict == OpenedWindow::Verdict::kIntegrity) {
+                err << "window " << w->id << ": INTEGRITY: " << opened.detail << "\n";
                 ++integrity_failures;
                 continue;
             }
-            HeartRateCodec codec(schema.value().max_records_log2);
-            auto stats = codec.unpack(key.decrypt(c.value()));
-            if (!stats) {
-                err << "window " << id << ": INTEGRITY: " << stats.error().message << "\n";
-                ++integrity_failures;
-                continue;
-            }
-            const HeartRateStats& s = stats.value();
-            if (static_cast<std::int64_t>(s.records) != w.value("record_count", std::int64_t{-1}) ||
-                s.hist_total() != s.samples) {
-                err << "window " << id << ": INTEGRITY: the server claims "
-                    << w.value("record_count", 0) << " records, the aggregate holds " << s.records
-                    << "\n";
-                ++integrity_failures;
-                continue;
-            }
-            out << w.value("patient", std::string()) << sep << w.value("metric", std::string())
-                << sep << utc(w.value("start_ms", std::int64_t{0})) << sep << s.records << sep
-                << s.samples << sep << fixed(s.mean_bpm(), 1) << sep << fixed(s.sd_bpm(), 1) << sep
-                << fixed(s.mean_rr_ms(), 0) << sep << fixed(s.rmssd_ms(), 0) << sep
-                << fixed(s.share_at_or_above(100), 2) << sep << fixed(s.share_below(60), 2) << sep
-                << s.contact_lost << "\n";
+            const HeartRateStats& s = opened.stats;
+            out << w->patient << sep << w->metric << sep << utc_text(w->start_ms) << sep
+                << s.records << sep << s.samples << sep << fixed(s.mean_bpm(), 1) << sep
+                << fixed(s.sd_bpm(), 1) << sep << fixed(s.mean_rr_ms(), 0) << sep
+                << fixed(s.rmssd_ms(), 0) << sep << fixed(s.share_at_or_above(100), 2) << sep
+                << fixed(s.share_below(60), 2) << sep << s.contact_lost << "\n";
         }
         cursor = page.value("next_cursor", cursor);
         if (!page.value("more", false)) {

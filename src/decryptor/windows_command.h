@@ -5,7 +5,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "cipherpulse/paillier.h"
+#include "decryptor/release.h"
 
 namespace cipherpulse::decryptor {
 
@@ -23,7 +23,7 @@ struct WindowsOptions {
 // histogram), contact-lost samples. A window whose decrypted record count differs from the
 // server's claim, or whose statistics fail the codec's bounds, is reported as an integrity
 // failure instead (exit code 4), never printed as data.
-int run_windows(const PrivateKey& key, const WindowsOptions& options, std::ostream& out,
+int run_windows(const KeyRing& keys, const WindowsOptions& options, std::ostream& out,
                 std::ostream& err);
 
 }  // namespace cipherpulse::decryptor

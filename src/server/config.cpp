@@ -20,25 +20,6 @@ std::string resolve(const std::filesystem::path& base, const std::string& value)
     return common::resolve_config_path(base, value);
 }
 
-// check_keys refuses keys of `table` outside `known`.
-Status check_keys(const toml::table& table, const std::set<std::string>& known,
-                  const std::string& where) {
-    for (const auto& [key, value] : table) {
-        if (known.count(std::string(key.str())) == 0) {
-            return config_error("unknown key '" + std::string(key.str()) + "' in " + where);
-        }
-    }
-    return Ok{};
-}
-
-template <class T>
-Status read(const toml::table& table, const char* key, T& out, const std::string& where) {
-    if (!common::read_toml_value(table, key, out)) {
-        return config_error("'" + where + "." + key + "' has the wrong type");
-    }
-    return Ok{};
-}
-
 }  // namespace
 
 Result<Granularity> parse_granularity(const std::string& text) {
@@ -97,34 +78,36 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
     const toml::table& doc = parsed.value();
     ServerConfig c = ServerConfig::defaults();
     const std::filesystem::path base = path.parent_path();
-    if (auto s = check_keys(doc, {"server", "storage", "ingest", "keys", "logging"}, "the file");
+    if (auto s = common::check_toml_keys(doc, {"server", "storage", "ingest", "keys", "logging"},
+                                         "the file");
         !s) {
         return s.error();
     }
     std::vector<Status> results;
     if (const auto* t = doc["server"].as_table()) {
         results.push_back(
-            check_keys(*t,
-                       {"listen", "tls_cert", "tls_key", "insecure", "threads", "max_body_bytes",
-                        "max_records_per_batch", "request_queue", "device_rate_per_second",
-                        "read_timeout_s", "write_timeout_s"},
-                       "[server]"));
+            common::check_toml_keys(*t,
+                                    {"listen", "tls_cert", "tls_key", "insecure", "threads",
+                                     "max_body_bytes", "max_records_per_batch", "request_queue",
+                                     "device_rate_per_second", "read_timeout_s", "write_timeout_s"},
+                                    "[server]"));
         std::string listen = c.listen_host + ":" + std::to_string(c.listen_port);
         std::int64_t threads = c.threads, body = static_cast<std::int64_t>(c.max_body_bytes),
                      batch = static_cast<std::int64_t>(c.max_records_per_batch),
                      queue = static_cast<std::int64_t>(c.request_queue), rt = c.read_timeout_s,
                      wt = c.write_timeout_s;
-        results.push_back(read(*t, "listen", listen, "server"));
-        results.push_back(read(*t, "tls_cert", c.tls_cert, "server"));
-        results.push_back(read(*t, "tls_key", c.tls_key, "server"));
-        results.push_back(read(*t, "insecure", c.insecure, "server"));
-        results.push_back(read(*t, "threads", threads, "server"));
-        results.push_back(read(*t, "max_body_bytes", body, "server"));
-        results.push_back(read(*t, "max_records_per_batch", batch, "server"));
-        results.push_back(read(*t, "request_queue", queue, "server"));
-        results.push_back(read(*t, "device_rate_per_second", c.device_rate_per_second, "server"));
-        results.push_back(read(*t, "read_timeout_s", rt, "server"));
-        results.push_back(read(*t, "write_timeout_s", wt, "server"));
+        results.push_back(common::read_toml(*t, "listen", listen, "server"));
+        results.push_back(common::read_toml(*t, "tls_cert", c.tls_cert, "server"));
+        results.push_back(common::read_toml(*t, "tls_key", c.tls_key, "server"));
+        results.push_back(common::read_toml(*t, "insecure", c.insecure, "server"));
+        results.push_back(common::read_toml(*t, "threads", threads, "server"));
+        results.push_back(common::read_toml(*t, "max_body_bytes", body, "server"));
+        results.push_back(common::read_toml(*t, "max_records_per_batch", batch, "server"));
+        results.push_back(common::read_toml(*t, "request_queue", queue, "server"));
+        results.push_back(
+            common::read_toml(*t, "device_rate_per_second", c.device_rate_per_second, "server"));
+        results.push_back(common::read_toml(*t, "read_timeout_s", rt, "server"));
+        results.push_back(common::read_toml(*t, "write_timeout_s", wt, "server"));
         auto colon = listen.rfind(':');
         if (colon == std::string::npos) {
             return config_error("server.listen must be HOST:PORT");
@@ -153,12 +136,12 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         c.tls_key = resolve(base, c.tls_key);
     }
     if (const auto* t = doc["storage"].as_table()) {
-        results.push_back(
-            check_keys(*t, {"database", "synchronous", "retention_days"}, "[storage]"));
+        results.push_back(common::check_toml_keys(*t, {"database", "synchronous", "retention_days"},
+                                                  "[storage]"));
         std::int64_t retention = c.retention_days;
-        results.push_back(read(*t, "database", c.database, "storage"));
-        results.push_back(read(*t, "synchronous", c.synchronous, "storage"));
-        results.push_back(read(*t, "retention_days", retention, "storage"));
+        results.push_back(common::read_toml(*t, "database", c.database, "storage"));
+        results.push_back(common::read_toml(*t, "synchronous", c.synchronous, "storage"));
+        results.push_back(common::read_toml(*t, "retention_days", retention, "storage"));
         if (c.synchronous != "NORMAL" && c.synchronous != "FULL") {
             return config_error("storage.synchronous must be NORMAL or FULL");
         }
@@ -170,13 +153,14 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
     }
     if (const auto* t = doc["ingest"].as_table()) {
         results.push_back(
-            check_keys(*t,
-                       {"max_clock_skew_s", "max_record_age_s", "key_rotation_grace_s",
-                        "granularities", "seal_grace_s", "min_records"},
-                       "[ingest]"));
-        results.push_back(read(*t, "max_clock_skew_s", c.max_clock_skew_s, "ingest"));
-        results.push_back(read(*t, "max_record_age_s", c.max_record_age_s, "ingest"));
-        results.push_back(read(*t, "key_rotation_grace_s", c.key_rotation_grace_s, "ingest"));
+            common::check_toml_keys(*t,
+                                    {"max_clock_skew_s", "max_record_age_s", "key_rotation_grace_s",
+                                     "granularities", "seal_grace_s", "min_records"},
+                                    "[ingest]"));
+        results.push_back(common::read_toml(*t, "max_clock_skew_s", c.max_clock_skew_s, "ingest"));
+        results.push_back(common::read_toml(*t, "max_record_age_s", c.max_record_age_s, "ingest"));
+        results.push_back(
+            common::read_toml(*t, "key_rotation_grace_s", c.key_rotation_grace_s, "ingest"));
         if (const auto* list = t->get_as<toml::array>("granularities")) {
             c.granularities.clear();
             for (const auto& item : *list) {
@@ -220,13 +204,14 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         }
     }
     if (const auto* t = doc["keys"].as_table()) {
-        results.push_back(check_keys(*t, {"identity_public_key"}, "[keys]"));
-        results.push_back(read(*t, "identity_public_key", c.identity_public_key, "keys"));
+        results.push_back(common::check_toml_keys(*t, {"identity_public_key"}, "[keys]"));
+        results.push_back(
+            common::read_toml(*t, "identity_public_key", c.identity_public_key, "keys"));
         c.identity_public_key = resolve(base, c.identity_public_key);
     }
     if (const auto* t = doc["logging"].as_table()) {
-        results.push_back(check_keys(*t, {"level"}, "[logging]"));
-        results.push_back(read(*t, "level", c.log_level, "logging"));
+        results.push_back(common::check_toml_keys(*t, {"level"}, "[logging]"));
+        results.push_back(common::read_toml(*t, "level", c.log_level, "logging"));
     }
     for (const auto& r : results) {
         if (!r) {

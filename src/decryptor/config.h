@@ -1,0 +1,58 @@
+// Decryptor configuration, read from TOML (config/decryptor.toml documents every key).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cipherpulse/result.h"
+#include "common/cli.h"
+#include "decryptor/notify.h"
+#include "decryptor/rules.h"
+
+namespace cipherpulse::decryptor {
+
+struct DecryptorConfig {
+    // [key]: the private key file (0600) and older keys still needed for windows sealed
+    // under them; a sealed key's passphrase comes from passphrase_file or passphrase_env.
+    std::string private_key = "keys/paillier.key";
+    std::vector<std::string> previous_keys;
+    common::PassphraseSource passphrase;
+    // [server]
+    std::string server_url = "https://127.0.0.1:8443";
+    std::string ca_file;
+    std::string token_file = "decryptor.token";  // decryptor role, mode 0600
+    std::string token_env;                       // alternative to token_file
+    int timeout_s = 30;
+    // [watch]
+    std::string database = "decryptor.db";
+    std::string granularity = "1m";
+    int poll_interval_ms = 5000;
+    int page_size = 500;
+    double verify_sample_rate = 0.05;  // share of windows re-verified against raw records
+    // [notify]
+    RetryPolicy retry;
+    bool email_enabled = false;
+    SmtpConfig email;
+    bool sms_enabled = false;
+    WebhookConfig sms;
+    // [rules.*], [patients.*]
+    AlertingConfig alerting;
+    // [logging]
+    std::string log_level = "info";
+};
+
+// load_decryptor_config reads and validates a TOML file: unknown sections and keys are
+// errors, relative paths resolve against the file's directory, and the secrets it names
+// (SMTP password, webhook token) are read now from their files or environment variables —
+// never from the TOML text itself.
+Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path);
+
+// read_secret reads a secret from a 0600 file (first line) or an environment variable;
+// empty when neither is named. Fails when the named source is missing, empty or readable by
+// others.
+Result<std::string> read_secret(const std::string& file, const std::string& env_var,
+                                const std::string& what);
+
+}  // namespace cipherpulse::decryptor

@@ -1,0 +1,514 @@
+#include "decryptor/watch.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cipherpulse/keyfile.h"
+#include "cipherpulse/secure.h"
+#include "common/http_client.h"
+#include "decryptor/verify.h"
+
+namespace cipherpulse::decryptor {
+namespace {
+
+constexpr int kExitIntegrity = 4;
+
+const char* kind_name(AlertEvent::Kind kind) {
+    return kind == AlertEvent::Kind::kRaised ? "raised" : "cleared";
+}
+
+std::string short_hash(const std::string& text) {
+    return text.substr(0, 12);
+}
+
+}  // namespace
+
+std::int64_t system_clock_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+struct Watcher::Impl {
+    DecryptorConfig config;
+    KeyRing keys;
+    std::string token;
+    std::vector<std::unique_ptr<Notifier>> notifiers;
+    Clock clock;
+    RuleEngine engine;
+    StateStore store;
+    std::unique_ptr<httplib::Client> client;
+    std::mt19937_64 sampler{std::random_device{}()};
+    std::vector<std::string> channels;
+    bool integrity_seen = false;
+
+    // The delivery thread's own connection and wake-up.
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool pending_work = false;
+
+    Impl(DecryptorConfig c, KeyRing k, std::string t, std::vector<std::unique_ptr<Notifier>> n,
+         Clock clk)
+        : config(std::move(c)),
+          keys(std::move(k)),
+          token(std::move(t)),
+          notifiers(std::move(n)),
+          clock(std::move(clk)),
+          engine(config.alerting),
+          store(StateStore::open(config.database)),
+          client(common::make_http_client(config.server_url, config.ca_file, config.timeout_s)) {
+        if (!client) {
+            throw std::invalid_argument("invalid server URL '" + config.server_url + "'");
+        }
+        for (const auto& notifier : notifiers) {
+            channels.push_back(notifier->channel());
+        }
+    }
+
+    httplib::Headers auth() const { return {{"Authorization", "Bearer " + token}}; }
+
+    Result<std::string> get(const std::string& path) {
+        auto res = client->Get(path, auth());
+        if (!res) {
+            return make_error(ErrorCode::kIo, "cannot reach " + config.server_url + ": " +
+                                                  httplib::to_string(res.error()));
+        }
+        if (res->status != 200) {
+            return make_error(ErrorCode::kIo, "GET " + path.substr(0, path.find('?')) +
+                                                  " answered " + std::to_string(res->status));
+        }
+        return std::move(res->body);
+    }
+
+    // verify_sampled re-verifies `w` against its raw records; returns the problems found
+    // (empty when it verified) and pins device keys seen for the first time.
+    std::vector<std::string> verify(const ServerWindow& w, const PublicKey& pk) {
+        auto body = get("/v1/windows/" + std::to_string(w.id) + "/records");
+        if (!body) {
+            // Not an integrity failure: the raw records could not be fetched now.
+            spdlog::warn("window {}: re-verification skipped: {}", w.id, body.error().message);
+            return {};
+        }
+        auto report = verify_window_records(
+            body.value(), pk,
+            [this](std::string_view d) { return store.pinned_device_key(std::string(d)); },
+            w.aggregate);
+        if (report.ok) {
+            for (const auto& [device, pem] : report.device_keys) {
+                store.pin_device_key(device, pem, clock());
+            }
+        }
+        return report.problems;
+    }
+
+    // queue stores an alert event with its pending deliveries (once per key); `kind` is
+    // "raised", "cleared" or "integrity". Returns the new alert's id.
+    std::optional<std::int64_t> queue(const AlertEvent& e, const std::string& key, const char* kind,
+                                      PollStats& stats) {
+        StoredAlert a;
+        a.key = key;
+        a.kind = kind;
+        a.patient = e.patient;
+        a.rule = e.rule;
+        a.severity = e.severity;
+        a.window_id = e.window_id;
+        a.window_start_ms = e.window_start_ms;
+        a.window_length_ms = e.window_length_ms;
+        a.summary = e.summary;
+        a.figures = e.figures;
+        a.created_ms = clock();
+        auto id = store.add_alert(a, channels, a.created_ms);
+        if (id) {
+            ++stats.alerts;
+            if (a.kind != std::string("integrity")) {
+                spdlog::warn("alert {}: {} {} {} for patient {} (window {})", *id,
+                             to_string(e.severity), e.rule, a.kind, e.patient, e.window_id);
+            }
+        }
+        return id;
+    }
+
+    void queue_integrity(const ServerWindow& w, const std::string& key, const std::string& what,
+                         PollStats& stats) {
+        AlertEvent e;
+        e.patient = w.patient;
+        e.rule = "integrity";
+        e.severity = Severity::kCritical;
+        e.window_id = w.id;
+        e.window_start_ms = w.start_ms;
+        e.window_length_ms = w.length_ms;
+        e.summary = "the server's data for this window failed verification and was not used";
+        e.figures = {{"problem", what}};
+        if (auto id = queue(e, key, "integrity", stats)) {
+            spdlog::error("INTEGRITY: window {} of patient {}: {} (alert {})", w.id, w.patient,
+                          what, *id);
+        }
+        integrity_seen = true;
+    }
+
+    void process(const ServerWindow& w, PollStats& stats) {
+        ++stats.windows;
+        OpenedWindow opened = open_window(w, keys);
+        if (opened.verdict == OpenedWindow::Verdict::kReleased && config.verify_sample_rate > 0 &&
+            std::uniform_real_distribution<double>(0, 1)(sampler) < config.verify_sample_rate) {
+            ++stats.verified;
+            auto problems = verify(w, keys.find(w.kid)->public_key());
+            if (!problems.empty()) {
+                opened.verdict = OpenedWindow::Verdict::kIntegrity;
+                opened.detail =
+                    "re-verification: " + problems.front() +
+                    (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)"
+                                         : "");
+            }
+        }
+        store::Transaction tx(store.db());
+        if (auto seen = store.ledger_entry(w.id)) {
+            if (seen->aggregate_sha256 == opened.aggregate_sha256) {
+                ++stats.repeated;
+            } else {
+                ++stats.integrity;
+                queue_integrity(
+                    w,
+                    "replaced." + std::to_string(w.id) + "." + short_hash(opened.aggregate_sha256),
+                    "window " + std::to_string(w.id) + " arrived again with a different aggregate",
+                    stats);
+            }
+        } else {
+            LedgerEntry e;
+            e.window_id = w.id;
+            e.patient = w.patient;
+            e.granularity = w.granularity;
+            e.start_ms = w.start_ms;
+            e.length_ms = w.length_ms;
+            e.kid = w.kid;
+            e.schema = w.schema;
+            e.record_count = w.record_count;
+            e.aggregate_sha256 = opened.aggregate_sha256;
+            e.detail = opened.detail;
+            e.seen_ms = clock();
+            switch (opened.verdict) {
+                case OpenedWindow::Verdict::kSkipped:
+                    e.status = kSkipped;
+                    ++stats.skipped;
+                    spdlog::warn("window {}: skipped: {}", w.id, opened.detail);
+                    break;
+                case OpenedWindow::Verdict::kIntegrity:
+                    e.status = kIntegrity;
+                    ++stats.integrity;
+                    queue_integrity(w, "integrity." + std::to_string(w.id), opened.detail, stats);
+                    break;
+                case OpenedWindow::Verdict::kReleased: {
+                    e.status = kReleased;
+                    e.stats_json = stats_to_json(opened.stats).dump();
+                    ++stats.released;
+                    PatientState state = store.patient_state(w.patient);
+                    WindowInput in{w.id, w.patient, w.start_ms, w.length_ms, opened.stats};
+                    for (const auto& ev : engine.evaluate(in, state)) {
+                        queue(ev, std::to_string(w.id) + "." + ev.rule + "." + kind_name(ev.kind),
+                              kind_name(ev.kind), stats);
+                    }
+                    store.save_patient_state(w.patient, state);
+                    break;
+                }
+            }
+            store.add_ledger_entry(e);
+        }
+        if (!w.cursor.empty()) {
+            store.set_cursor(config.granularity, w.cursor, clock());
+        }
+        tx.commit();
+    }
+
+    void check_silence(PollStats& stats) {
+        const std::int64_t now = clock();
+        // Only this thread writes patient states, so reading outside a transaction and
+        // writing inside one when something changed is safe.
+        for (const auto& patient : store.patients()) {
+            PatientState state = store.patient_state(patient);
+            auto events = engine.check_silence(patient, now, state);
+            if (events.empty()) {
+                continue;
+            }
+            store::Transaction tx(store.db());
+            for (const auto& ev : events) {
+                queue(ev,
+                      "silent." + patient + "." +
+                          std::to_string(state.last_window_end_ms.value_or(0)) + "." +
+                          kind_name(ev.kind),
+                      kind_name(ev.kind), stats);
+            }
+            store.save_patient_state(patient, state);
+            tx.commit();
+        }
+    }
+
+    // page processes one page of GET /v1/windows; returns whether the server has more.
+    Result<bool> page(const std::string& body, std::string& cursor, PollStats& stats) {
+        auto doc = nlohmann::json::parse(body, nullptr, false);
+        if (!doc.is_object() || !doc.contains("windows") || !doc["windows"].is_array() ||
+            !doc.contains("next_cursor") || !doc["next_cursor"].is_string()) {
+            return make_error(ErrorCode::kInvalidEncoding, "malformed window page");
+        }
+        for (const auto& item : doc["windows"]) {
+            auto w = parse_server_window(item);
+            if (!w) {
+                return make_error(ErrorCode::kInvalidEncoding,
+                                  "malformed window in the page after cursor " + cursor);
+            }
+            process(*w, stats);
+        }
+        const std::string next = doc["next_cursor"].get<std::string>();
+        if (next != cursor) {
+            // Withheld windows advance the cursor without being listed.
+            store::Transaction tx(store.db());
+            store.set_cursor(config.granularity, next, clock());
+            tx.commit();
+            cursor = next;
+        }
+        return doc.value("more", false);
+    }
+
+    Result<PollStats> poll() {
+        PollStats stats;
+        std::string cursor = store.cursor(config.granularity);
+        for (;;) {
+            auto body = get("/v1/windows?granularity=" + config.granularity + "&after=" + cursor +
+                            "&limit=" + std::to_string(config.page_size));
+            if (!body) {
+                return body.error();
+            }
+            auto more = page(body.value(), cursor, stats);
+            if (!more) {
+                return more.error();
+            }
+            if (!more.value()) {
+                break;
+            }
+        }
+        check_silence(stats);
+        return stats;
+    }
+};
+
+Watcher::Watcher(DecryptorConfig config, KeyRing keys, std::string token,
+                 std::vector<std::unique_ptr<Notifier>> notifiers, Clock clock)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(keys), std::move(token),
+                                   std::move(notifiers), std::move(clock))),
+      store_(impl_->store) {}
+
+Watcher::~Watcher() = default;
+
+Result<PollStats> Watcher::poll_once() {
+    return impl_->poll();
+}
+
+Result<PollStats> Watcher::process_page(const std::string& body) {
+    PollStats stats;
+    std::string cursor = store_.cursor(impl_->config.granularity);
+    auto more = impl_->page(body, cursor, stats);
+    if (!more) {
+        return more.error();
+    }
+    return stats;
+}
+
+int Watcher::deliver_due() {
+    Impl& m = *impl_;
+    // The delivery side may run on another thread: it uses a connection of its own.
+    thread_local std::unique_ptr<StateStore> own;
+    if (!own || own->db().path() != m.config.database) {
+        own = std::make_unique<StateStore>(StateStore::open(m.config.database));
+    }
+    StateStore& store = *own;
+    int attempted = 0;
+    for (;;) {
+        const std::int64_t now = m.clock();
+        auto due = store.due_deliveries(now, 50);
+        if (due.empty()) {
+            return attempted;
+        }
+        for (const auto& d : due) {
+            auto alert = store.alert(d.alert_id);
+            Notifier* notifier = nullptr;
+            for (auto& n : m.notifiers) {
+                if (n->channel() == d.channel) {
+                    notifier = n.get();
+                }
+            }
+            ++attempted;
+            if (!alert || notifier == nullptr) {
+                store.record_attempt(d, now, false, true, "channel not configured", now);
+                spdlog::error("alert {}: channel {} is not configured; delivery abandoned",
+                              d.alert_id, d.channel);
+                continue;
+            }
+            DeliveryResult r = notifier->deliver(alert_message(*alert, m.config.alerting));
+            const std::int64_t at = m.clock();
+            const bool last = d.attempts + 1 >= m.config.retry.max_attempts;
+            const std::int64_t retry_at = at + m.config.retry.delay_after(d.attempts + 1);
+            store.record_attempt(d, at, r.ok, !r.ok && (r.permanent || last), r.detail, retry_at);
+            if (r.ok) {
+                spdlog::info("alert {}: delivered by {}", d.alert_id, d.channel);
+            } else if (r.permanent || last) {
+                spdlog::error("alert {}: delivery by {} FAILED for good after {} attempt(s): {}",
+                              d.alert_id, d.channel, d.attempts + 1, r.detail);
+            } else {
+                spdlog::error("alert {}: delivery by {} failed (attempt {}), retrying in {} ms: {}",
+                              d.alert_id, d.channel, d.attempts + 1, retry_at - at, r.detail);
+            }
+        }
+    }
+}
+
+int Watcher::run(const std::atomic<bool>& stop) {
+    Impl& m = *impl_;
+    std::thread deliverer([this, &m, &stop] {
+        while (!stop) {
+            try {
+                deliver_due();
+            } catch (const std::exception& e) {
+                spdlog::error("delivery: {}", e.what());
+            }
+            thread_local std::unique_ptr<StateStore> peek;
+            std::optional<std::int64_t> next;
+            try {
+                if (!peek) {
+                    peek = std::make_unique<StateStore>(StateStore::open(m.config.database));
+                }
+                next = peek->next_due_ms();
+            } catch (const std::exception&) {
+            }
+            std::int64_t wait_ms = 1000;
+            if (next) {
+                wait_ms = std::clamp<std::int64_t>(*next - m.clock(), 0, 1000);
+            }
+            std::unique_lock lock(m.mutex);
+            m.wake.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                            [&] { return m.pending_work || stop.load(); });
+            m.pending_work = false;
+        }
+    });
+    int failures = 0;
+    spdlog::info("watching {} windows of {} every {} ms", m.config.granularity, m.config.server_url,
+                 m.config.poll_interval_ms);
+    while (!stop) {
+        auto polled = poll_once();
+        std::int64_t wait_ms = m.config.poll_interval_ms;
+        if (!polled) {
+            ++failures;
+            wait_ms = std::min<std::int64_t>(
+                m.config.poll_interval_ms * (1LL << std::min(failures, 6)), 60000);
+            spdlog::error("poll failed ({}); retrying in {} ms", polled.error().message, wait_ms);
+        } else {
+            failures = 0;
+            const PollStats& s = polled.value();
+            if (s.windows > 0) {
+                spdlog::info(
+                    "{} window(s): {} released, {} integrity failure(s), {} skipped, {} alert(s)",
+                    s.windows, s.released, s.integrity, s.skipped, s.alerts);
+            }
+            if (s.alerts > 0) {
+                std::lock_guard lock(m.mutex);
+                m.pending_work = true;
+                m.wake.notify_one();
+            }
+        }
+        std::unique_lock lock(m.mutex);
+        // Poll on a fixed cadence; a stop request ends the wait at once.
+        for (std::int64_t waited = 0; waited < wait_ms && !stop; waited += 50) {
+            lock.unlock();
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(std::min<std::int64_t>(50, wait_ms - waited)));
+            lock.lock();
+        }
+    }
+    {
+        std::lock_guard lock(m.mutex);
+        m.wake.notify_all();
+    }
+    deliverer.join();
+    spdlog::info("stopped; every processed window and queued alert is committed");
+    return 0;
+}
+
+int Watcher::run_once() {
+    auto polled = poll_once();
+    if (!polled) {
+        spdlog::error("poll failed: {}", polled.error().message);
+        deliver_due();
+        return 1;
+    }
+    const PollStats& s = polled.value();
+    spdlog::info("{} window(s): {} released, {} integrity failure(s), {} skipped, {} alert(s)",
+                 s.windows, s.released, s.integrity, s.skipped, s.alerts);
+    deliver_due();
+    return impl_->integrity_seen ? kExitIntegrity : 0;
+}
+
+std::vector<std::unique_ptr<Notifier>> make_notifiers(const DecryptorConfig& config) {
+    std::vector<std::unique_ptr<Notifier>> out;
+    if (config.email_enabled) {
+        out.push_back(make_email_notifier(config.email));
+    }
+    if (config.sms_enabled) {
+        out.push_back(make_sms_notifier(config.sms));
+    }
+    return out;
+}
+
+Result<KeyRing> load_key_ring(const DecryptorConfig& config) {
+    std::optional<SecretBytes> pass;
+    if (config.passphrase.any()) {
+        auto p = common::read_passphrase(config.passphrase);
+        if (!p) {
+            return p.error();
+        }
+        pass = std::move(p).value();
+    }
+    KeyRing ring;
+    std::vector<std::string> paths{config.private_key};
+    paths.insert(paths.end(), config.previous_keys.begin(), config.previous_keys.end());
+    for (const auto& path : paths) {
+        auto key = load_private_key(path, pass ? &*pass : nullptr);
+        if (!key) {
+            return make_error(key.error().code, path + ": " + key.error().message);
+        }
+        ring.add(std::move(key).value());
+    }
+    return ring;
+}
+
+Result<std::string> read_token(const DecryptorConfig& config) {
+    auto token = read_secret(config.token_env.empty() ? config.token_file : std::string(),
+                             config.token_env, "the decryptor token");
+    if (token && token.value().empty()) {
+        return make_error(ErrorCode::kInvalidEncoding,
+                          "configuration: server.token_file or server.token_env is required");
+    }
+    return token;
+}
+
+AlertMessage alert_message(const StoredAlert& a, const AlertingConfig& alerting) {
+    AlertMessage m;
+    // Stable for the alert (its row is written once) and unique across databases.
+    m.id = "alert-" + std::to_string(a.id) + "-" + sha256_hex(a.key).substr(0, 8);
+    m.kind = a.kind == "cleared" ? AlertEvent::Kind::kCleared : AlertEvent::Kind::kRaised;
+    m.patient = alerting.display_name(a.patient);
+    m.rule = a.rule;
+    m.severity = a.severity;
+    m.window_start_ms = a.window_start_ms;
+    m.window_length_ms = a.window_length_ms;
+    m.summary = a.summary;
+    m.figures = a.figures;
+    m.created_ms = a.created_ms;
+    return m;
+}
+
+}  // namespace cipherpulse::decryptor
