@@ -153,7 +153,8 @@ struct Watcher::Impl {
         integrity_seen = true;
     }
 
-    void process(const ServerWindow& w, PollStats& stats) {
+    // open decrypts and checks a window, re-verifying a sample against the raw records.
+    OpenedWindow open(const ServerWindow& w, PollStats& stats) {
         ++stats.windows;
         OpenedWindow opened = open_window(w, keys);
         if (opened.verdict == OpenedWindow::Verdict::kReleased && config.verify_sample_rate > 0 &&
@@ -168,7 +169,12 @@ struct Watcher::Impl {
                                          : "");
             }
         }
-        store::Transaction tx(store.db());
+        return opened;
+    }
+
+    // record writes what window `w` changes (ledger, rule state, alerts); the caller holds
+    // the transaction that also moves the cursor.
+    void record(const ServerWindow& w, const OpenedWindow& opened, PollStats& stats) {
         if (auto seen = store.ledger_entry(w.id)) {
             if (seen->aggregate_sha256 == opened.aggregate_sha256) {
                 ++stats.repeated;
@@ -220,10 +226,6 @@ struct Watcher::Impl {
             }
             store.add_ledger_entry(e);
         }
-        if (!w.cursor.empty()) {
-            store.set_cursor(config.granularity, w.cursor, clock());
-        }
-        tx.commit();
     }
 
     void check_silence(PollStats& stats) {
@@ -256,22 +258,29 @@ struct Watcher::Impl {
             !doc.contains("next_cursor") || !doc["next_cursor"].is_string()) {
             return make_error(ErrorCode::kInvalidEncoding, "malformed window page");
         }
+        std::vector<std::pair<ServerWindow, OpenedWindow>> opened;
         for (const auto& item : doc["windows"]) {
             auto w = parse_server_window(item);
             if (!w) {
                 return make_error(ErrorCode::kInvalidEncoding,
                                   "malformed window in the page after cursor " + cursor);
             }
-            process(*w, stats);
+            opened.emplace_back(*w, OpenedWindow{});
+        }
+        // The crypto first, outside any transaction; then one transaction records every
+        // window of the page and moves the cursor past them (withheld windows too): a kill
+        // before the commit leaves the page to be done again, after it nothing to redo.
+        for (auto& [w, o] : opened) {
+            o = open(w, stats);
         }
         const std::string next = doc["next_cursor"].get<std::string>();
-        if (next != cursor) {
-            // Withheld windows advance the cursor without being listed.
-            store::Transaction tx(store.db());
-            store.set_cursor(config.granularity, next, clock());
-            tx.commit();
-            cursor = next;
+        store::Transaction tx(store.db());
+        for (const auto& [w, o] : opened) {
+            record(w, o, stats);
         }
+        store.set_cursor(config.granularity, next, clock());
+        tx.commit();
+        cursor = next;
         return doc.value("more", false);
     }
 

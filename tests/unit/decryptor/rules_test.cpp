@@ -591,8 +591,7 @@ std::string describe(const RuleSet& r) {
 }
 
 TEST(AlertingConfigTomlTest, ExampleFileDocumentsTheDefaults) {
-    const fs::path example =
-        cipherpulse::testing::repo_root() / "config" / "decryptor-rules.example.toml";
+    const fs::path example = cipherpulse::testing::repo_root() / "config" / "decryptor.toml";
     ASSERT_TRUE(fs::exists(example)) << example;
     auto config = read_alerting_config(toml::parse_file(example.string()));
     ASSERT_TRUE(config.ok()) << config.error().message;
