@@ -2,13 +2,17 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <string>
 
 namespace cipherpulse::apps {
 
-// configure_app adds --version and --log-level to `app` and requires one subcommand.
+// configure_app adds --version and --log-level to `app`, requires one subcommand, and
+// ignores SIGPIPE for the whole program.
 // Call it before adding subcommands (they inherit the fallthrough).
 inline void configure_app(CLI::App& app, const std::string& program, std::string& log_level) {
+    // A peer that closed a (TLS) connection must give a write error, not kill the process.
+    std::signal(SIGPIPE, SIG_IGN);
     app.set_version_flag("--version", program + " " + CIPHERPULSE_VERSION);
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->capture_default_str();

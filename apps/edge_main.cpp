@@ -19,7 +19,7 @@
 namespace {
 
 int run_service(const std::string& config_path, const std::string& cli_log_level, double speed,
-                std::optional<double> duration_s) {
+                std::optional<double> duration_s, std::optional<std::int64_t> start_ms) {
     using namespace cipherpulse;
     auto config = edge::load_edge_config(config_path);
     if (!config) {
@@ -31,6 +31,9 @@ int run_service(const std::string& config_path, const std::string& cli_log_level
     }
     if (duration_s) {
         config.value().duration_s = *duration_s;
+    }
+    if (start_ms) {
+        config.value().start_ms = *start_ms;
     }
     common::init_logging("edge", cli_log_level.empty() ? config.value().log_level : cli_log_level);
     const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -92,6 +95,10 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--speed", speed,
                         "pace readings at this multiple of real time (0: no pacing)");
     run_cmd->add_option("--duration", duration_s, "seconds of simulated data (sim source)");
+    std::optional<std::int64_t> start_ms;
+    run_cmd->add_option("--start-ms", start_ms,
+                        "Unix ms at which the data starts (sim, replay); default: now, or in "
+                        "the past when accelerated. Gives reproducible runs");
 
     auto* status_cmd =
         app.add_subcommand("status", "spool depth, last upload, last error, active kid");
@@ -114,7 +121,8 @@ int main(int argc, char** argv) {
 
     return common::run_guarded("cipherpulse-edge", [&]() -> int {
         if (*run_cmd) {
-            return run_service(config_path, log_level_given ? log_level : "", speed, duration_s);
+            return run_service(config_path, log_level_given ? log_level : "", speed, duration_s,
+                               start_ms);
         }
         common::init_logging("edge", log_level);
         if (*init_cmd) {

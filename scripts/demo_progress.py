@@ -62,6 +62,33 @@ def list_alerts(decryptor, config):
     return decryptor_json(decryptor, config, "alerts", "list", "--limit", "10000")
 
 
+ALERT_LINE = re.compile(r"alert (\d+): (\w+) (\S+) (raised|cleared) for patient (\S+) "
+                        r"\(window (\d+)\)")
+INTEGRITY_LINE = re.compile(r"INTEGRITY: window (\d+) of patient (\S+): .* \(alert (\d+)\)")
+DELIVERY_LINE = re.compile(r"alert (\d+): (delivered by|delivery by \S+ FAILED for good)")
+
+
+def alerts_from_log(path):
+    """The alerts the running watch raised and which of them are delivered (or failed for
+    good), from its log: the demo never opens the watch's database while it runs."""
+    alerts, finished = {}, set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if m := ALERT_LINE.search(line):
+                    alerts[int(m[1])] = {"id": int(m[1]), "severity": m[2], "rule": m[3],
+                                         "kind": m[4], "patient": m[5], "window": int(m[6])}
+                elif m := INTEGRITY_LINE.search(line):
+                    alerts[int(m[3])] = {"id": int(m[3]), "severity": "critical",
+                                         "rule": "integrity", "kind": "integrity",
+                                         "patient": m[2], "window": int(m[1])}
+                elif m := DELIVERY_LINE.search(line):
+                    finished.add(int(m[1]))
+    except FileNotFoundError:
+        pass
+    return alerts, finished
+
+
 def count_mails(mail_dir):
     return sum(1 for name in os.listdir(mail_dir) if name.endswith(".eml"))
 
@@ -144,22 +171,17 @@ def cmd_progress(args):
         except Exception as e:  # noqa: BLE001 - report and keep going
             records = sealed = late = None
             print(f"    (metrics unavailable: {e})", flush=True)
-        try:
-            alerts = list_alerts(args.decryptor, args.config)
-        except Exception as e:  # noqa: BLE001
-            alerts = []
-            print(f"    (alerts unavailable: {e})", flush=True)
+        alerts, delivered = alerts_from_log(args.decryptor_log)
         mails = count_mails(args.mail)
-        pending = sum(1 for a in alerts for d in a.get("deliveries", [])
-                      if d.get("status") == "pending")
-        for a in sorted(alerts, key=lambda a: a["id"]):
+        pending = len(set(alerts) - delivered) if args.channels else 0
+        for a in sorted(alerts.values(), key=lambda a: a["id"]):
             if a["id"] in seen:
                 continue
             seen.add(a["id"])
             p = patients.get(a["patient"], {})
-            print(f"    alert {a['id']}: {a['display_name']} ({p.get('scenario', '?')}): "
-                  f"{a['rule']} {a['kind']} ({a['severity']}), window of "
-                  f"{a['window_start'][11:19]}", flush=True)
+            print(f"    alert {a['id']}: {p.get('alias', a['patient'])} "
+                  f"({p.get('scenario', '?')}): {a['rule']} {a['kind']} ({a['severity']}), "
+                  f"window {a['window']}", flush=True)
         done = settle_at is not None and now >= settle_at and pending == 0
         if now >= next_line or done or now >= give_up:
             phase = "" if now < args.until else "  (measuring done; last windows sealing)"
@@ -188,17 +210,23 @@ def cell(value, digits=1, suffix=""):
     return f"{value}{suffix}"
 
 
-def print_table(headers, rows, indent="    "):
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+def print_table(headers, rows, right=(), indent="    "):
+    """Prints aligned columns; `right` holds the indexes of right-aligned columns. A row
+    of one cell after the first column (a note) does not widen the columns."""
+    full = [r for r in [headers, *rows] if not (len(r) == 2 and r[0] == "")]
+    widths = [max(len(str(r[i])) for r in full) for i in range(len(headers))]
     for r in [headers, *rows]:
-        print(indent + "  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w)
+        if len(r) == 2 and r[0] == "":
+            print(indent + " " * (widths[0] + 2) + r[1])
+            continue
+        print(indent + "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
                                  for i, (c, w) in enumerate(zip(r, widths))).rstrip())
 
 
 def cmd_table(args):
     patients = read_patients(args.patients)
     alerts = list_alerts(args.decryptor, args.config)
-    rows = []
+    rows, docs = [], []
     failures = 0
     for p in patients:
         try:
@@ -208,24 +236,29 @@ def cmd_table(args):
             print(f"    {p['id']}: {e}")
             failures += 1
             continue
+        docs.append(doc)
         t = doc["total"]
         raised = sorted({a["rule"] for a in alerts
                          if a["patient"] == p["id"] and a["kind"] == "raised"})
         share_above = t.get("share_above")
         share_below = t.get("share_below")
+        # A patient's own rule moves the thresholds the shares are counted against.
+        above_note = "" if doc["above_bpm"] == 100 else f" (>={doc['above_bpm']:g})"
+        below_note = "" if doc["below_bpm"] == 50 else f" (<{doc['below_bpm']:g})"
         rng = "-" if t.get("min_bin_bpm") is None else \
             f"{t['min_bin_bpm']:.0f}-{t['max_bin_bpm']:.0f}"
         rows.append([p["id"], p["alias"], p["scenario"], len(doc["windows"]), t["records"],
                      t["samples"], cell(t.get("mean_bpm")), cell(t.get("sd_bpm")), rng,
-                     cell(None if share_above is None else 100 * share_above, 0, "%"),
-                     cell(None if share_below is None else 100 * share_below, 0, "%"),
+                     cell(None if share_above is None else 100 * share_above, 0, "%" + above_note),
+                     cell(None if share_below is None else 100 * share_below, 0, "%" + below_note),
                      cell(t.get("rmssd_ms"), 0), ", ".join(raised) or "-"])
         if doc.get("integrity_failures"):
             print(f"    {p['id']}: {doc['integrity_failures']} window(s) FAILED the integrity "
                   f"checks")
             failures += 1
     print_table(["patient", "alias", "source", "windows", "records", "samples", "mean bpm",
-                 "sd", "range", ">=100", "<50", "rmssd ms", "alerts raised"], rows)
+                 "sd", "range", ">=100", "<50", "rmssd ms", "alerts raised"], rows,
+                right=range(3, 12))
     return 1 if failures else 0
 
 
@@ -257,13 +290,13 @@ def cmd_mail(args):
                             for line in body.get_content().splitlines()
                             if line.startswith("Summary:")), "")
             if summary:
-                rows.append(["", "", "", "  " + summary])
+                rows.append(["", summary])
     if names:
         print(f"    {len(names)} message(s), received over {'; '.join(sorted(transport))}")
     else:
         print("    no message received")
     if rows:
-        print_table(["#", "date", "from", "subject"], rows)
+        print_table(["#", "date", "from", "subject"], rows, right=(0,))
     missing = [p for p in patients if p["required"] and p["id"] not in mailed]
     for p in missing:
         print(f"    MISSING: no e-mail for {p['id']} ({p['alias']}, {p['scenario']})")
@@ -281,7 +314,7 @@ def cmd_dbcheck(args):
     print("    tables:", ", ".join(tables))
     cols = {t: [c[1] for c in db.execute(f"PRAGMA table_info({t})")] for t in tables}
     suspicious = [f"{t}.{c}" for t, cs in cols.items() for c in cs
-                  if any(w in c.lower() for w in ("bpm", "rate", "value", "plain", "rr", "hr"))]
+                  if any(w in c.lower() for w in ("bpm", "rate", "value", "plain", "rr"))]
     print("    columns that could hold a vital value:", ", ".join(suspicious) or "none")
     ok = not suspicious
     moduli = {}
@@ -337,7 +370,9 @@ def main(argv):
         p.add_argument("--patients", required=True, help="patients file (see the top)")
 
     p = sub.add_parser("progress")
-    common(p)
+    p.add_argument("--patients", required=True, help="patients file (see the top)")
+    p.add_argument("--decryptor-log", required=True, help="the running watch's log")
+    p.add_argument("--channels", type=int, default=1, help="notification channels (0: none)")
     p.add_argument("--metrics", required=True, help="the server's /metrics URL")
     p.add_argument("--ca", required=True, help="CA certificate of the server")
     p.add_argument("--mail", required=True, help="directory of received e-mails")
@@ -370,4 +405,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

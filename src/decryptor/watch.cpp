@@ -49,7 +49,9 @@ struct Watcher::Impl {
     std::vector<std::string> channels;
     bool integrity_seen = false;
 
-    // The delivery thread's own connection and wake-up.
+    // The delivery side's own connection (used by one thread at a time: the delivery thread
+    // of run(), or the caller of run_once/deliver_due) and its wake-up.
+    StateStore delivery_store;
     std::mutex mutex;
     std::condition_variable wake;
     bool pending_work = false;
@@ -63,7 +65,8 @@ struct Watcher::Impl {
           clock(std::move(clk)),
           engine(config.alerting),
           store(StateStore::open(config.database)),
-          client(common::make_http_client(config.server_url, config.ca_file, config.timeout_s)) {
+          client(common::make_http_client(config.server_url, config.ca_file, config.timeout_s)),
+          delivery_store(StateStore::open(config.database)) {
         if (!client) {
             throw std::invalid_argument("invalid server URL '" + config.server_url + "'");
         }
@@ -330,12 +333,7 @@ Result<PollStats> Watcher::process_page(const std::string& body) {
 
 int Watcher::deliver_due() {
     Impl& m = *impl_;
-    // The delivery side may run on another thread: it uses a connection of its own.
-    thread_local std::unique_ptr<StateStore> own;
-    if (!own || own->db().path() != m.config.database) {
-        own = std::make_unique<StateStore>(StateStore::open(m.config.database));
-    }
-    StateStore& store = *own;
+    StateStore& store = m.delivery_store;
     int attempted = 0;
     for (;;) {
         const std::int64_t now = m.clock();
@@ -385,14 +383,11 @@ int Watcher::run(const std::atomic<bool>& stop) {
             } catch (const std::exception& e) {
                 spdlog::error("delivery: {}", e.what());
             }
-            thread_local std::unique_ptr<StateStore> peek;
             std::optional<std::int64_t> next;
             try {
-                if (!peek) {
-                    peek = std::make_unique<StateStore>(StateStore::open(m.config.database));
-                }
-                next = peek->next_due_ms();
-            } catch (const std::exception&) {
+                next = m.delivery_store.next_due_ms();
+            } catch (const std::exception& e) {
+                spdlog::error("delivery: {}", e.what());
             }
             std::int64_t wait_ms = 1000;
             if (next) {

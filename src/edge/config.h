@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "cipherpulse/result.h"
@@ -39,7 +40,10 @@ struct EdgeConfig {
     std::string profile = "healthy";
     std::string episodes;
     std::uint64_t seed = 1;
-    double duration_s = 0;    // 0: until the source ends (sim: forever)
+    double duration_s = 0;  // 0: until the source ends (sim: forever)
+    // When the data starts (Unix ms; `run --start-ms`); unset: now in real time, or placed
+    // in the past when accelerated (see make_source). Makes a run reproducible.
+    std::optional<std::int64_t> start_ms;
     std::string ble_address;  // ble: only this device address (empty: any)
     std::string ble_name;     // ble: only a device whose name contains this
     // [logging]

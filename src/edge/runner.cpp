@@ -334,7 +334,9 @@ Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64
             return make_error(ErrorCode::kInvalidEncoding, "source.path names no recording");
         }
         std::int64_t start = now_ms;
-        if (accelerated) {
+        if (config.start_ms) {
+            start = *config.start_ms;
+        } else if (accelerated) {
             // Measure the recording's length with a first pass.
             auto probe = open_replay_source(config.replay_path, 0);
             if (!probe) {
@@ -363,7 +365,8 @@ Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64
                               "data can be placed in the past");
         }
         const std::int64_t length = static_cast<std::int64_t>(config.duration_s * 1000);
-        const std::int64_t start = data_start_ms(now_ms, length, config.speed);
+        const std::int64_t start =
+            config.start_ms ? *config.start_ms : data_start_ms(now_ms, length, config.speed);
         std::int64_t end = config.duration_s > 0 ? start + length : Simulator::kNoEnd;
         return std::unique_ptr<Source>(std::make_unique<Simulator>(
             profile.value(), std::move(episodes).value(), config.seed, start, end));

@@ -39,6 +39,7 @@ int run_edge(const EdgeConfig& config, Source& source, std::atomic<bool>& stop,
 // would refuse records from the future, so the data is placed in the past instead: it
 // starts at data_start_ms(now_ms, length, speed) and its last reading falls when it is
 // sent. That needs the data's length: a sim needs a duration; a recording is measured.
+// config.start_ms, when set, is the start instead (the caller keeps it in the past).
 Result<std::unique_ptr<Source>> make_source(const EdgeConfig& config, std::int64_t now_ms);
 
 // data_start_ms is where data of `length_ms` starts when paced at `speed` (0: unpaced) so

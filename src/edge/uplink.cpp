@@ -87,11 +87,20 @@ UploadOutcome Uplink::upload(const std::vector<SpoolRecord>& records, std::int64
     auto signed_upload =
         common::sign_upload(common::batch_json(impl_->device_id, records), common::kReadingsPath,
                             impl_->device_id, impl_->key, now_s);
-    auto res = impl_->client->Post(common::kReadingsPath,
+    auto post = [&] {
+        return impl_->client->Post(common::kReadingsPath,
                                    {{"Content-Digest", signed_upload.content_digest},
                                     {"Signature-Input", signed_upload.signature_input},
                                     {"Signature", signed_upload.signature}},
                                    signed_upload.body, "application/json");
+    };
+    auto res = post();
+    if (!res && (res.error() == httplib::Error::Write || res.error() == httplib::Error::Read)) {
+        // Most likely a kept-alive connection the server closed meanwhile. An upload is
+        // idempotent (same body, same seqs: a repeat is answered as duplicates), so one
+        // immediate retry on a fresh connection is safe.
+        res = post();
+    }
     if (!res) {
         out.error = "no answer from the server: " + httplib::to_string(res.error());
         return out;
