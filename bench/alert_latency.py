@@ -107,6 +107,13 @@ def parse_args(argv):
     if args.episode < 10 or args.period < args.episode + 2 * args.window[1] // 1000:
         p.error("need --episode >= 10 and --period >= episode + two windows (so each "
                 "episode clears before the next)")
+    if 20 + args.episode + 2 * args.window[1] // 1000 > args.duration:
+        p.error("--duration is too short for a single episode (20 s of normal rhythm, the "
+                "episode, two windows)")
+    if args.window[1] % 5000 != 0 and args.grace < 5:
+        p.error("a window that is not a multiple of the edges' 5 s micro-windows ends inside "
+                "one, whose record comes up to 5 s after the window's end: use --grace 5 or "
+                "more, or its records arrive late")
     return args
 
 
@@ -173,17 +180,14 @@ class Orchestra:
 
 
 def run(argv, cwd, what, **kw):
-    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, **kw)
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
     if r.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {r.returncode}): {r.stderr.strip()}")
     return r.stdout
 
 
-def http_get(url, token=None, timeout=5):
-    req = urllib.request.Request(url)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    with urllib.request.urlopen(req, timeout=timeout) as res:
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as res:
         return res.read().decode()
 
 
@@ -284,7 +288,7 @@ seal_grace_s = {{ "{gname}" = {args.grace} }}
 [keys]
 identity_public_key = "keys/identity.pub.pem"
 [logging]
-level = "warn"
+level = "info"
 """)
     server_cmd = [bins["server"], "--config", os.path.join(work, "server.toml")]
     write_private(os.path.join(work, "admin.token"),
@@ -407,9 +411,13 @@ level = "warn"
         mails = len([n for n in os.listdir(mail) if n.endswith(".json")])
         say(f"    {time.time() - run_start:5.0f} s: {metric(text, 'cipherpulse_windows_sealed_total'):.0f}"
             f" windows sealed, {mails} e-mails received")
-        for name, proc in (("server", server), ("watch", watch), ("smtp", smtp)):
+        for name, proc, log in (("server", server, "server.log"), ("watch", watch, "watch.log"),
+                                ("smtp", smtp, "smtp.log")):
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited early (exit {proc.returncode})")
+                with open(os.path.join(work, log), errors="replace") as f:
+                    tail = "".join(f.readlines()[-5:])
+                raise RuntimeError(f"{name} (pid {proc.pid}) exited early (exit "
+                                   f"{proc.returncode}); the end of {log}:\n{tail}")
 
     next_report = time.time() + 15
     while now_ms() < data_end_ms:
@@ -567,9 +575,9 @@ def report(args, r):
     say(f"e-mails: {r['emails']} ({r['raised']} raised, {r['cleared']} cleared); alerts in the "
         f"decryptor: {r['alerts_in_decryptor_db']}, undelivered {r['undelivered']}, "
         f"retried {r['retried']}, duplicate e-mails {r['duplicate_emails']}")
-    say(f"episodes: {r['episodes']}, without a raise {r['episodes_missed']}; raises outside "
-        f"an episode {r['spurious_raises']}; late records on the server "
-        f"{r['processes']['late_records']:.0f}")
+    say(f"episodes: {r['episodes']}, without a raise {r['episodes_missed']}; extra raises "
+        f"(outside an episode, or a second one in it) {r['spurious_raises']}; records late "
+        f"for their window on the server {r['processes']['late_records']:.0f}")
     say("")
     say("| latency (ms) | p50 | p90 | p99 | max |")
     say("|---|---|---|---|---|")
@@ -586,6 +594,18 @@ def report(args, r):
     say(f"target: seal -> SMTP <= poll interval + 1 s = {r['target_ms']} ms for every alert: "
         f"{r['verdict']} (max {s['max']} ms, p99 {s['p99']} ms; {r['over_target']} of "
         f"{r['emails']} over)")
+    q = r["sealed_to_alert_queued_ms"]
+    spread = q["max"] - q["min"]
+    poll_ms = int(args.poll * 1000)
+    say(f"poll phase seen: sealed -> queued spans {q['min']}..{q['max']} ms "
+        f"({spread} ms of the {poll_ms} ms poll interval)")
+    if spread < poll_ms / 2:
+        say(f"NOTE: every window seals on the same {args.window[0]} grid (+ grace + the sealer's "
+            f"tick) and the poll period is P plus a little drift, so the poll's phase against "
+            f"the seals moved little during this run: these figures show a narrow band of "
+            f"phases, not the distribution over [0, P). The worst case is P + poll and "
+            f"delivery time; for a spread, use a window that is not a multiple of P (e.g. "
+            f"--window 12s --grace 5 --period 60 with --poll 5) or a longer --duration.")
     o = r["onset_to_email_ms"]
     if o:
         say("")

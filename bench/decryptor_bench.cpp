@@ -50,6 +50,28 @@ void BM_DecryptCrtConstantTime(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// The checks of one window without the bookkeeping: parse, decrypt, unpack, plausibility.
+void BM_OpenWindow(benchmark::State& state) {
+    const PrivateKey& k = key(static_cast<std::size_t>(state.range(0)));
+    decryptor::KeyRing ring;
+    ring.add_shared(std::shared_ptr<const PrivateKey>(&k, [](const PrivateKey*) {}));
+    decryptor::ServerWindow w;
+    w.id = 1;
+    w.kid = k.public_key().kid();
+    w.patient = "patient-1";
+    w.metric = "hr";
+    w.schema = "hr-v1-a32";
+    w.granularity = "1m";
+    w.length_ms = 60'000;
+    w.record_count = 12;
+    w.aggregate = k.public_key().serialize_base64url(minute_aggregate(k, 72));
+    for (auto _ : state) {
+        auto opened = decryptor::open_window(w, ring);
+        benchmark::DoNotOptimize(opened);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
 void BM_WindowDecryptEvaluateCommit(benchmark::State& state) {
     const PrivateKey& k = key(static_cast<std::size_t>(state.range(0)));
     const std::string dir = std::filesystem::temp_directory_path() /
@@ -101,6 +123,7 @@ void BM_WindowDecryptEvaluateCommit(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_DecryptCrtConstantTime)->Arg(2048)->Arg(3072)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_OpenWindow)->Arg(2048)->Arg(3072)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_WindowDecryptEvaluateCommit)
     ->Arg(2048)
     ->Arg(3072)

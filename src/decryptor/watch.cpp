@@ -75,6 +75,13 @@ struct Watcher::Impl {
         }
     }
 
+    // wake_delivery tells the delivery thread that alerts are waiting.
+    void wake_delivery() {
+        std::lock_guard lock(mutex);
+        pending_work = true;
+        wake.notify_one();
+    }
+
     httplib::Headers auth() const { return {{"Authorization", "Bearer " + token}}; }
 
     Result<std::string> get(const std::string& path) {
@@ -251,6 +258,7 @@ struct Watcher::Impl {
             }
             store.save_patient_state(patient, state);
             tx.commit();
+            wake_delivery();
         }
     }
 
@@ -277,6 +285,7 @@ struct Watcher::Impl {
             o = open(w, stats);
         }
         const std::string next = doc["next_cursor"].get<std::string>();
+        const int alerts_before = stats.alerts;
         store::Transaction tx(store.db());
         for (const auto& [w, o] : opened) {
             record(w, o, stats);
@@ -284,6 +293,9 @@ struct Watcher::Impl {
         store.set_cursor(config.granularity, next, clock());
         tx.commit();
         cursor = next;
+        if (stats.alerts > alerts_before) {
+            wake_delivery();  // now, not after the remaining pages
+        }
         return doc.value("more", false);
     }
 
@@ -403,6 +415,8 @@ int Watcher::run(const std::atomic<bool>& stop) {
     spdlog::info("watching {} windows of {} every {} ms", m.config.granularity, m.config.server_url,
                  m.config.poll_interval_ms);
     while (!stop) {
+        // A fixed cadence: the next poll is due poll_interval after this one began.
+        const auto began = std::chrono::steady_clock::now();
         auto polled = poll_once();
         std::int64_t wait_ms = m.config.poll_interval_ms;
         if (!polled) {
@@ -418,19 +432,11 @@ int Watcher::run(const std::atomic<bool>& stop) {
                     "{} window(s): {} released, {} integrity failure(s), {} skipped, {} alert(s)",
                     s.windows, s.released, s.integrity, s.skipped, s.alerts);
             }
-            if (s.alerts > 0) {
-                std::lock_guard lock(m.mutex);
-                m.pending_work = true;
-                m.wake.notify_one();
-            }
         }
-        std::unique_lock lock(m.mutex);
-        // Poll on a fixed cadence; a stop request ends the wait at once.
-        for (std::int64_t waited = 0; waited < wait_ms && !stop; waited += 50) {
-            lock.unlock();
-            std::this_thread::sleep_for(
-                std::chrono::milliseconds(std::min<std::int64_t>(50, wait_ms - waited)));
-            lock.lock();
+        const auto due = began + std::chrono::milliseconds(wait_ms);
+        while (!stop && std::chrono::steady_clock::now() < due) {
+            std::this_thread::sleep_until(
+                std::min(due, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
         }
     }
     {

@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 #include <signal.h>
+
 #include <spdlog/spdlog.h>
+#include <atomic>
+#include <chrono>
 
 #include <ostream>
 #include <thread>
@@ -79,13 +82,37 @@ int run_serve(const ServerConfig& config) {
     int port = app.bind();
     spdlog::info("listening on {}:{} ({}) database={}", config.listen_host, port,
                  config.tls_cert.empty() ? "http" : "https", config.database);
-    std::thread waiter([&app, signals] {
+    std::atomic<bool> stopping{false};
+    std::thread waiter([&app, &stopping, signals] {
         int received = 0;
         sigwait(&signals, &received);
         spdlog::info("signal {} received: finishing in-flight requests", received);
+        stopping = true;
         app.stop();
     });
-    app.serve();
+    for (;;) {
+        app.serve();
+        if (stopping) {
+            break;
+        }
+        // cpp-httplib ends its accept loop on any accept() error other than EMFILE, EINTR
+        // and EAGAIN (e.g. ECONNABORTED from a client that reset early). That must not end
+        // the service: listen again on the same address.
+        spdlog::error("the listener stopped accepting connections unexpectedly; listening again");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        try {
+            if (!stopping) {
+                app.bind();
+            }
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot listen again: {}", e.what());
+            stopping = true;
+            app.stop();
+            pthread_kill(waiter.native_handle(), SIGTERM);
+            waiter.join();
+            return common::kExitFailure;
+        }
+    }
     app.stop();
     // If serve() ended for another reason, release the signal thread.
     pthread_kill(waiter.native_handle(), SIGTERM);
