@@ -77,9 +77,7 @@ fail() {
 start() {  # start NAME LOGFILE COMMAND...: runs COMMAND in the background, remembers it
   local name="$1" log="$2"
   shift 2
-  # SIGPIPE ignored (inherited through exec): the programs do not ignore it themselves yet,
-  # and a TLS write on a connection the peer closed (an idle keep-alive) would kill them.
-  ( trap '' PIPE; exec "$@" ) >"$log" 2>&1 &
+  "$@" >"$log" 2>&1 &
   names+=("$name")
   pids+=("$!")
 }
