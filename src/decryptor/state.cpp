@@ -1,11 +1,6 @@
 #include "decryptor/state.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <array>
-#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -147,18 +142,10 @@ std::vector<Figure> figures_from_json(const std::string& text) {
 }
 
 StateStore StateStore::open(const std::string& path) {
-    struct stat st {};
-    if (path != ":memory:" && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
-        // Alert history and decrypted statistics are private: create the file 0600. Only
-        // when it does not exist: closing a descriptor of a file drops every POSIX lock this
-        // process holds on it, including SQLite's of an open connection.
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
     store::OpenOptions options;
     options.synchronous = "FULL";
+    // Alert history and decrypted statistics are private: a new file is 0600.
+    options.private_file = true;
     auto db = store::Database::open(path, options);
     store::migrate(db, kMigrations);
     return StateStore(std::move(db));

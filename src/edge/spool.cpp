@@ -1,8 +1,5 @@
 #include "edge/spool.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 namespace cipherpulse::edge {
@@ -58,12 +55,9 @@ std::int64_t counter(store::Database& db, const char* name) {
 }  // namespace
 
 Spool Spool::open(const SpoolOptions& options) {
-    // Create a new file owner-only: the spool holds ciphertexts and the device's sequence.
-    int fd = ::open(options.path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        ::close(fd);
-    }
     store::OpenOptions open_options;
+    // A new file is owner-only: the spool holds ciphertexts and the device's sequence.
+    open_options.private_file = true;
     open_options.synchronous = options.synchronous;
     store::Database db = store::Database::open(options.path, open_options);
     store::migrate(db, kMigrations);

@@ -1,6 +1,11 @@
 #include "store/sqlite.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cctype>
@@ -270,6 +275,15 @@ Database Database::open(const std::string& path, const OpenOptions& options) {
     int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     if (options.create && !options.read_only) {
         flags |= SQLITE_OPEN_CREATE;
+        struct stat st {};
+        if (options.private_file && path != ":memory:" && ::stat(path.c_str(), &st) != 0 &&
+            errno == ENOENT) {
+            // O_EXCL: if another process created it meanwhile, leave theirs alone.
+            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
     }
     // With SQLITE_USE_URI compiled in (Debian), a name starting "file:" is parsed as a URI;
     // "./" keeps it a plain relative path.

@@ -68,6 +68,11 @@ struct OpenOptions {
     std::string synchronous = "NORMAL";
     // busy_timeout_ms is how long a locked database is retried before SQLITE_BUSY (>= 0).
     int busy_timeout_ms = 5000;
+    // private_file creates a missing database file with mode 0600 (for secrets or private
+    // data) instead of 0644 minus the umask. An existing file is left alone: the check never
+    // opens and closes a descriptor on it, which would drop every POSIX lock this process
+    // holds on the file (SQLite's locks of other connections included).
+    bool private_file = false;
     // wal switches a file database to journal_mode=WAL (persistent in the file). Ignored for
     // in-memory and read-only databases; false leaves the file's journal mode as it is.
     bool wal = true;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -678,6 +679,48 @@ TEST(SqliteTest, MigrationListMustBeStrictlyIncreasing) {
     EXPECT_THROW(migrate(db, zero), std::invalid_argument);
     EXPECT_FALSE(table_exists(db, "x"));
     EXPECT_EQ(db.user_version(), 0);
+}
+
+}  // namespace
+}  // namespace cipherpulse::store
+
+namespace cipherpulse::store {
+namespace {
+
+// A private file is created 0600. Opening it again beside a live connection, and another
+// process opening and closing it, leave the live connection's WAL in place and its writes
+// visible.
+TEST(SqlitePrivateFileTest, CreatedOwnerOnlyAndReopeningKeepsOtherConnectionsLocks) {
+    cipherpulse::testing::TempDir dir;
+    const std::string path = (dir.path() / "private.db").string();
+    OpenOptions options;
+    options.private_file = true;
+    Database live = Database::open(path, options);
+    EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    live.exec("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)");
+    { Database again = Database::open(path, options); }  // same process, opened and closed
+    ASSERT_TRUE(fs::exists(path + "-wal"));
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        try {
+            Database other = Database::open(path, {});
+            other.exec("SELECT COUNT(*) FROM t");
+        } catch (...) {
+            ::_exit(1);
+        }
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_TRUE(fs::exists(path + "-wal")) << "another process removed the live WAL";
+    live.exec("INSERT INTO t VALUES (2)");
+    Database reader = Database::open(path, {});
+    auto st = reader.prepare("SELECT COUNT(*) FROM t");
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.column_int64(0), 2) << "a write after the other process closed is visible";
 }
 
 }  // namespace
