@@ -40,7 +40,7 @@ int run_windows(const KeyRing& keys, const WindowsOptions& o, std::ostream& out,
     const char* sep = csv ? "," : "\t";
     out << "patient" << sep << "metric" << sep << "start" << sep << "records" << sep << "samples"
         << sep << "mean_bpm" << sep << "sd_bpm" << sep << "mean_rr_ms" << sep << "rmssd_ms" << sep
-        << "share_ge_100" << sep << "share_lt_60" << sep << "contact_lost\n";
+        << "share_ge_100" << sep << "share_lt_50" << sep << "contact_lost\n";
     std::string cursor = o.after;
     int integrity_failures = 0;
     for (;;) {
@@ -82,7 +82,7 @@ int run_windows(const KeyRing& keys, const WindowsOptions& o, std::ostream& out,
                 << s.records << sep << s.samples << sep << fixed(s.mean_bpm(), 1) << sep
                 << fixed(s.sd_bpm(), 1) << sep << fixed(s.mean_rr_ms(), 0) << sep
                 << fixed(s.rmssd_ms(), 0) << sep << fixed(s.share_at_or_above(100), 2) << sep
-                << fixed(s.share_below(60), 2) << sep << s.contact_lost << "\n";
+                << fixed(s.share_below(50), 2) << sep << s.contact_lost << "\n";
         }
         cursor = page.value("next_cursor", cursor);
         if (!page.value("more", false)) {

@@ -19,10 +19,10 @@ struct WindowsOptions {
 };
 
 // run_windows prints one line per released window: patient, start, records, samples, mean
-// and sd of the heart rate, mean RR, RMSSD, share >= 100 bpm and < 60 bpm (from the
-// histogram), contact-lost samples. A window whose decrypted record count differs from the
-// server's claim, or whose statistics fail the codec's bounds, is reported as an integrity
-// failure instead (exit code 4), never printed as data.
+// and sd of the heart rate, mean RR, RMSSD, share >= 100 bpm and < 50 bpm (the default rule
+// thresholds) (from the histogram), contact-lost samples. A window whose decrypted record count
+// differs from the server's claim, or whose statistics fail the codec's bounds, is reported as an
+// integrity failure instead (exit code 4), never printed as data.
 int run_windows(const KeyRing& keys, const WindowsOptions& options, std::ostream& out,
                 std::ostream& err);
 
