@@ -18,6 +18,9 @@ std::unique_ptr<httplib::Client> make_http_client(const std::string& url,
         }
         client->enable_server_certificate_verification(true);
     }
+    // Small requests go out in two writes (headers, body): without TCP_NODELAY each one waits
+    // for the peer's delayed ACK (about 40 ms).
+    client->set_tcp_nodelay(true);
     client->set_connection_timeout(timeout_s, 0);
     client->set_read_timeout(timeout_s, 0);
     client->set_write_timeout(timeout_s, 0);

@@ -473,6 +473,7 @@ void ServerState::routes() {
     s.set_write_timeout(config_.write_timeout_s, 0);
     s.set_payload_max_length(config_.max_body_bytes);
     s.set_keep_alive_max_count(1000);
+    s.set_tcp_nodelay(true);  // answers are small: do not wait for delayed ACKs
     // Longer than the edges' 5 s upload cadence, so a kept-alive connection is normally
     // still open for the next upload (the edge retries once on a closed one anyway).
     s.set_keep_alive_timeout(10);
