@@ -82,13 +82,33 @@ constexpr char kTest1PublicPem[] =
     "-----BEGIN PUBLIC KEY-----\n"
     "MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
     "-----END PUBLIC KEY-----\n";
-// The PKCS#8 PEM of the RFC 8032 TEST 1 key, assembled from the RFC 8410 prefix and the
-// RFC's seed (base64 is checked on its own against RFC 4648): no private key is stored.
+// private_pem_by_openssl returns the unencrypted (or, with `cipher`, passphrase-encrypted)
+// PKCS#8 PEM of `key` as OpenSSL writes it: an independent implementation, at test time.
+std::string private_pem_by_openssl(EVP_PKEY* key, const EVP_CIPHER* cipher = nullptr) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (key == nullptr || !bio) {
+        throw std::runtime_error("OpenSSL key or BIO missing");
+    }
+    char pass[] = "secret";
+    int ok = cipher != nullptr
+                 ? PEM_write_bio_PKCS8PrivateKey(bio.get(), key, cipher, pass, 6, nullptr, nullptr)
+                 : PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+    if (ok != 1) {
+        throw std::runtime_error("PEM_write failed");
+    }
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(len));
+}
+
+// test1_private_pem is the PKCS#8 PEM of the RFC 8032 TEST 1 key, written by OpenSSL from
+// the RFC's seed when the test runs: no private key is stored in the repository.
 std::string test1_private_pem() {
-    std::vector<std::uint8_t> der = from_hex("302e020100300506032b657004220420");
     auto seed = from_hex(kRfc8032Vectors[0].secret_key);
-    der.insert(der.end(), seed.begin(), seed.end());
-    return "-----BEGIN PRIVATE KEY-----\n" + base64_encode(der) + "\n-----END PRIVATE KEY-----\n";
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()),
+        EVP_PKEY_free);
+    return private_pem_by_openssl(key.get());
 }
 
 // generated_private_pem makes a fresh key of another type with OpenSSL and returns its
@@ -98,21 +118,10 @@ std::string generated_private_pem(const char* type, const char* curve = nullptr,
     EVP_PKEY* raw = curve != nullptr ? EVP_PKEY_Q_keygen(nullptr, nullptr, type, curve)
                                      : EVP_PKEY_Q_keygen(nullptr, nullptr, type);
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, EVP_PKEY_free);
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-    if (!key || !bio) {
+    if (!key) {
         throw std::runtime_error("OpenSSL key generation failed");
     }
-    char pass[] = "secret";
-    int ok =
-        cipher != nullptr
-            ? PEM_write_bio_PKCS8PrivateKey(bio.get(), key.get(), cipher, pass, 6, nullptr, nullptr)
-            : PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    if (ok != 1) {
-        throw std::runtime_error("PEM_write failed");
-    }
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(len));
+    return private_pem_by_openssl(key.get(), cipher);
 }
 
 // Keys of other types, written by `openssl genpkey` / `openssl pkey -pubout`.
