@@ -39,6 +39,7 @@ std::int64_t now_unix_ms() {
 namespace {
 
 constexpr std::size_t kMaxPageLimit = 1000;
+constexpr std::int64_t kMaxLongPollMs = 30000;
 
 // ReadPool hands out read-only connections, one per concurrent request.
 class ReadPool {
@@ -187,6 +188,12 @@ class ServerState {
     std::mutex sealer_mutex_;
     std::condition_variable sealer_cv_;
     bool stopping_ = false;
+    // Long polls of GET /v1/windows wait for the sealer's next commit.
+    std::mutex sealed_mutex_;
+    std::condition_variable sealed_cv_;
+    std::uint64_t seal_generation_ = 0;
+    bool closing_ = false;
+    std::atomic<int> long_polls_{0};
 
   private:
     // Handlers.
@@ -335,6 +342,11 @@ void ServerState::stop() {
         stopping_ = true;
     }
     sealer_cv_.notify_all();
+    {
+        std::lock_guard lock(sealed_mutex_);
+        closing_ = true;
+    }
+    sealed_cv_.notify_all();
     if (http_) {
         http_->stop();
     }
@@ -367,9 +379,13 @@ void ServerState::seal_loop() {
     options.synchronous = config_.synchronous;
     store::Database checkpointer = store::Database::open(config_.database, options);
     std::unique_lock lock(sealer_mutex_);
-    int ticks = 0;
+    auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (!stopping_) {
-        sealer_cv_.wait_for(lock, std::chrono::milliseconds(500));
+        // Wake when the next windows reach their seal time, and at least every 0.5 s (for
+        // windows loaded at start-up, checkpoints and a clock that jumps).
+        const std::int64_t until_seal = next_seal_ms(config_.granularities, clock_()) - clock_();
+        sealer_cv_.wait_for(
+            lock, std::chrono::milliseconds(std::clamp<std::int64_t>(until_seal, 1, 500)));
         if (stopping_) {
             break;
         }
@@ -381,6 +397,9 @@ void ServerState::seal_loop() {
                 int n = sealed.get();
                 if (n > 0) {
                     spdlog::debug("sealed {} windows", n);
+                    std::lock_guard seal_lock(sealed_mutex_);
+                    ++seal_generation_;
+                    sealed_cv_.notify_all();  // wakes GET /v1/windows?wait_ms=
                 }
             } catch (const std::exception& e) {
                 spdlog::error("sealing failed: {}", e.what());
@@ -393,7 +412,8 @@ void ServerState::seal_loop() {
         } catch (const std::exception& e) {
             spdlog::warn("checkpoint failed: {}", e.what());
         }
-        if (++ticks % 120 == 0) {  // about once a minute
+        if (std::chrono::steady_clock::now() >= next_prune) {
+            next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
             const std::int64_t cutoff = clock_() - std::int64_t{config_.retention_days} * 86400000;
             try {
                 int removed = run_write<int>(
@@ -477,7 +497,6 @@ void ServerState::routes() {
     // Longer than the edges' 5 s upload cadence, so a kept-alive connection is normally
     // still open for the next upload (the edge retries once on a closed one anyway).
     s.set_keep_alive_timeout(10);
-    s.set_tcp_nodelay(true);
     const int threads = config_.threads;
     s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
 
@@ -1028,16 +1047,18 @@ void ServerState::get_windows(const httplib::Request& req, httplib::Response& re
     bool bad = false;
     auto after = query_int(req, "after", 0, bad);
     auto limit = query_int(req, "limit", 100, bad);
-    if (bad || *after < 0 || *limit < 1 || *limit > static_cast<std::int64_t>(kMaxPageLimit)) {
-        problem(res, 400, "invalid-query", "Invalid cursor or limit",
-                "after is a cursor from a previous page; limit is 1-1000");
+    auto wait_ms = query_int(req, "wait_ms", 0, bad);
+    if (bad || *after < 0 || *limit < 1 || *limit > static_cast<std::int64_t>(kMaxPageLimit) ||
+        *wait_ms < 0 || *wait_ms > kMaxLongPollMs) {
+        problem(res, 400, "invalid-query", "Invalid cursor, limit or wait",
+                "after is a cursor from a previous page; limit is 1-1000; wait_ms is 0-30000");
         return;
     }
     json windows = json::array();
     std::int64_t cursor = *after;
     std::int64_t scanned = 0;
     std::vector<std::int64_t> ids;
-    {
+    auto read_page = [&] {
         auto lease = reads_->acquire();
         auto& st = lease.db().prepare_cached(
             std::string("SELECT ") + kWindowColumns +
@@ -1053,6 +1074,33 @@ void ServerState::get_windows(const httplib::Request& req, httplib::Response& re
             ids.push_back(st.column_int64(0));
             windows.push_back(window_json(st, "cursor"));
         }
+        st.reset();
+    };
+    std::uint64_t generation = 0;
+    {
+        std::lock_guard lock(sealed_mutex_);
+        generation = seal_generation_;
+    }
+    read_page();
+    // A long poll: nothing new yet, so wait for the sealer's next commit (or the deadline)
+    // and look again. Each waiter holds an HTTP worker thread, so only a quarter of them
+    // may wait; the others answer at once and the client polls again on its own cadence.
+    if (scanned == 0 && *wait_ms > 0) {
+        const int allowed = std::max(1, config_.threads / 4);
+        if (long_polls_.fetch_add(1) < allowed) {
+            const auto deadline =
+                std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
+            std::unique_lock lock(sealed_mutex_);
+            while (scanned == 0 && sealed_cv_.wait_until(lock, deadline, [&] {
+                return closing_ || seal_generation_ != generation;
+            }) && !closing_) {
+                generation = seal_generation_;
+                lock.unlock();
+                read_page();  // another granularity's windows may have sealed
+                lock.lock();
+            }
+        }
+        long_polls_.fetch_sub(1);
     }
     if (!ids.empty()) {
         audit("token:" + std::to_string(token->id), "windows.read", g->name, {{"windows", ids}});

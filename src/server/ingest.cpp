@@ -1,6 +1,7 @@
 #include "server/ingest.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -705,6 +706,23 @@ std::shared_ptr<WriteJob> Windows::make_ingest_job(std::string device, std::stri
 
 std::shared_ptr<WriteJob> Windows::make_seal_job(std::int64_t now_ms, std::promise<int> done) {
     return std::make_shared<SealJob>(*this, now_ms, std::move(done));
+}
+
+std::int64_t next_seal_ms(const std::vector<Granularity>& granularities, std::int64_t now_ms) {
+    std::int64_t next = std::numeric_limits<std::int64_t>::max();
+    for (const auto& g : granularities) {
+        if (g.length_ms <= 0) {
+            continue;
+        }
+        // The last window end whose seal time is at or before now_ms, then the next one.
+        std::int64_t t = now_ms - g.seal_grace_ms;
+        std::int64_t end = t / g.length_ms * g.length_ms;
+        if (end > t) {
+            end -= g.length_ms;  // floor for negative t
+        }
+        next = std::min(next, end + g.length_ms + g.seal_grace_ms);
+    }
+    return next;
 }
 
 int prune_expired(store::Database& db, std::int64_t cutoff_ms) {

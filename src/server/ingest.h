@@ -188,6 +188,12 @@ class Windows {
     std::unordered_map<Key, Open, KeyHash> open_;
 };
 
+// next_seal_ms is the first instant after `now_ms` at which a window of one of
+// `granularities` reaches its seal time (windows are epoch-aligned, so every window of a
+// granularity seals on the same grid: a multiple of its length plus its grace). The sealer
+// wakes then, so a window seals within milliseconds of its grace ending.
+std::int64_t next_seal_ms(const std::vector<Granularity>& granularities, std::int64_t now_ms);
+
 // prune_expired deletes up to 5000 raw records received before `cutoff_ms`, their window
 // links and the signed batches left without records; returns the records deleted. Windows
 // stay: a window older than the retention can no longer be re-verified record by record.

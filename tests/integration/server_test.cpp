@@ -380,6 +380,53 @@ TEST_F(ServerTest, LateRecordIsStoredCountedAndNotFolded) {
     EXPECT_NE(metrics->body.find("cipherpulse_records_late_total 1"), std::string::npos);
 }
 
+TEST_F(ServerTest, LongPollAnswersWithTheWindowThatSealsDuringTheWait) {
+    auto [r1, s1] = record(1, kStartMs + 5000, 70);
+    ASSERT_EQ(upload({r1})->status, 200);
+    // Nothing sealed: a short long poll answers the empty page with the cursor unchanged.
+    auto res =
+        client_->Get("/v1/windows?granularity=1m&after=0&limit=10&wait_ms=200", auth(decryptor_));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    json doc = json::parse(res->body);
+    EXPECT_TRUE(doc["windows"].empty());
+    EXPECT_EQ(doc["next_cursor"], "0");
+    // The clock passes the minute's seal time while a long poll waits: it answers with it.
+    std::thread clock_mover([this] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        now_ = kStartMs + 120000;
+    });
+    res =
+        client_->Get("/v1/windows?granularity=1m&after=0&limit=10&wait_ms=25000", auth(decryptor_));
+    clock_mover.join();
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    doc = json::parse(res->body);
+    ASSERT_EQ(doc["windows"].size(), 1u);
+    EXPECT_EQ(doc["windows"][0]["record_count"], 1);
+    EXPECT_EQ(decrypt_window(doc["windows"][0]), s1);
+    for (const char* bad : {"-1", "30001", "soon"}) {
+        res = client_->Get(std::string("/v1/windows?granularity=1m&wait_ms=") + bad,
+                           auth(decryptor_));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 400) << bad;
+    }
+}
+
+TEST(NextSealTest, IsTheEarliestSealInstantOfAnyGranularityAfterNow) {
+    Granularity ten{"10s", 10000, 2000, 1};
+    Granularity minute{"1m", 60000, 6000, 1};
+    const std::vector<Granularity> both{ten, minute};
+    // kStartMs is a whole minute. 5 s in: the minute before seals at +6 s, the 10 s
+    // window at +12 s.
+    EXPECT_EQ(next_seal_ms(both, kStartMs + 5000), kStartMs + 6000);
+    // Exactly at a seal instant the next one is strictly later.
+    EXPECT_EQ(next_seal_ms(both, kStartMs + 6000), kStartMs + 12000);
+    EXPECT_EQ(next_seal_ms({ten}, kStartMs + 12000), kStartMs + 22000);
+    EXPECT_EQ(next_seal_ms({ten}, kStartMs + 11999), kStartMs + 12000);
+    EXPECT_EQ(next_seal_ms({minute}, kStartMs + 66001), kStartMs + 126000);
+}
+
 TEST_F(ServerTest, BadInputIsRefusedWithProblemAndStoresNothing) {
     auto [good, stats] = record(1, kStartMs, 70);
     ASSERT_EQ(upload({good})->status, 200);
