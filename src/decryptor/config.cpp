@@ -116,21 +116,29 @@ Status read_key(const toml::table& t, const std::filesystem::path& base, Decrypt
 
 Status read_watch(const toml::table& t, const std::filesystem::path& base, DecryptorConfig& c) {
     std::vector<Status> r;
-    r.push_back(check_toml_keys(
-        t, {"database", "granularity", "poll_interval_s", "page_size", "verify_sample_rate"},
-        "[watch]"));
+    r.push_back(check_toml_keys(t,
+                                {"database", "granularity", "poll_interval_s", "page_size",
+                                 "verify_sample_rate", "threads", "long_poll"},
+                                "[watch]"));
     r.push_back(read_toml(t, "database", c.database, "watch"));
     r.push_back(read_toml(t, "granularity", c.granularity, "watch"));
     r.push_back(read_seconds_ms(t, "poll_interval_s", c.poll_interval_ms, "watch", 0.05, 3600));
     std::int64_t page = c.page_size;
     r.push_back(read_toml(t, "page_size", page, "watch"));
     r.push_back(read_toml(t, "verify_sample_rate", c.verify_sample_rate, "watch"));
+    std::int64_t threads = c.threads;
+    r.push_back(read_toml(t, "threads", threads, "watch"));
+    r.push_back(read_toml(t, "long_poll", c.long_poll, "watch"));
     if (auto s = first_error(r); !s) {
         return s;
     }
     if (page < 1 || page > 1000) {
         return config_error("watch.page_size must be within 1..1000");
     }
+    if (threads < 0 || threads > 64) {
+        return config_error("watch.threads must be within 0..64 (0: one per core)");
+    }
+    c.threads = static_cast<int>(threads);
     if (!(c.verify_sample_rate >= 0 && c.verify_sample_rate <= 1)) {
         return config_error("watch.verify_sample_rate must be within 0..1");
     }

@@ -31,6 +31,8 @@ struct DecryptorConfig {
     int poll_interval_ms = 5000;
     int page_size = 500;
     double verify_sample_rate = 0.05;  // share of windows re-verified against raw records
+    int threads = 0;                   // decryption threads; 0: one per core
+    bool long_poll = true;             // wait at the server for the next seal (wait_ms)
     // [notify]
     RetryPolicy retry;
     bool email_enabled = false;

@@ -48,6 +48,7 @@ struct Watcher::Impl {
     std::mt19937_64 sampler{std::random_device{}()};
     std::vector<std::string> channels;
     bool integrity_seen = false;
+    unsigned threads = 1;
 
     // The delivery side's own connection (used by one thread at a time: the delivery thread
     // of run(), or the caller of run_once/deliver_due) and its wake-up.
@@ -73,6 +74,8 @@ struct Watcher::Impl {
         for (const auto& notifier : notifiers) {
             channels.push_back(notifier->channel());
         }
+        threads = config.threads > 0 ? static_cast<unsigned>(config.threads)
+                                     : std::max(1u, std::thread::hardware_concurrency());
     }
 
     // wake_delivery tells the delivery thread that alerts are waiting.
@@ -163,10 +166,40 @@ struct Watcher::Impl {
         integrity_seen = true;
     }
 
-    // open decrypts and checks a window, re-verifying a sample against the raw records.
-    OpenedWindow open(const ServerWindow& w, PollStats& stats) {
+    // open_all decrypts and checks items [begin, end) on `threads` threads (this one
+    // included). open_window only reads the keys, so the windows are independent.
+    void open_all(std::vector<std::pair<ServerWindow, OpenedWindow>>& items, std::size_t begin,
+                  std::size_t end) {
+        std::atomic<std::size_t> next{begin};
+        std::exception_ptr error;
+        std::mutex error_mutex;
+        auto work = [&] {
+            for (std::size_t i; (i = next.fetch_add(1)) < end;) {
+                try {
+                    items[i].second = open_window(items[i].first, keys);
+                } catch (...) {
+                    std::lock_guard lock(error_mutex);
+                    error = std::current_exception();
+                }
+            }
+        };
+        std::vector<std::thread> helpers;
+        const std::size_t wanted = std::min<std::size_t>(threads, end - begin);
+        for (std::size_t t = 1; t < wanted; ++t) {
+            helpers.emplace_back(work);
+        }
+        work();
+        for (auto& h : helpers) {
+            h.join();
+        }
+        if (error) {
+            std::rethrow_exception(error);
+        }
+    }
+
+    // sample re-verifies a sample of the released windows against the raw records.
+    void sample(const ServerWindow& w, OpenedWindow& opened, PollStats& stats) {
         ++stats.windows;
-        OpenedWindow opened = open_window(w, keys);
         if (opened.verdict == OpenedWindow::Verdict::kReleased && config.verify_sample_rate > 0 &&
             std::uniform_real_distribution<double>(0, 1)(sampler) < config.verify_sample_rate) {
             ++stats.verified;
@@ -179,7 +212,6 @@ struct Watcher::Impl {
                                          : "");
             }
         }
-        return opened;
     }
 
     // record writes what window `w` changes (ledger, rule state, alerts); the caller holds
@@ -278,33 +310,54 @@ struct Watcher::Impl {
             }
             opened.emplace_back(*w, OpenedWindow{});
         }
-        // The crypto first, outside any transaction; then one transaction records every
-        // window of the page and moves the cursor past them (withheld windows too): a kill
-        // before the commit leaves the page to be done again, after it nothing to redo.
-        for (auto& [w, o] : opened) {
-            o = open(w, stats);
-        }
+        // Chunk by chunk: the crypto first, outside any transaction, on every thread; then
+        // one transaction records the chunk's windows and moves the cursor to the last of
+        // them (after the last chunk: to the page's next_cursor, past withheld windows too).
+        // A kill before a commit leaves that chunk to be done again, after it nothing to
+        // redo. Alerts go out as each chunk commits, not after the whole page.
         const std::string next = doc["next_cursor"].get<std::string>();
-        const int alerts_before = stats.alerts;
-        store::Transaction tx(store.db());
-        for (const auto& [w, o] : opened) {
-            record(w, o, stats);
+        if (opened.empty() && next == cursor) {
+            return doc.value("more", false);  // nothing new: no write
         }
-        store.set_cursor(config.granularity, next, clock());
-        tx.commit();
-        cursor = next;
-        if (stats.alerts > alerts_before) {
-            wake_delivery();  // now, not after the remaining pages
-        }
+        const std::size_t chunk = static_cast<std::size_t>(16 * threads);
+        std::size_t begin = 0;
+        do {
+            const std::size_t end = std::min(opened.size(), begin + chunk);
+            open_all(opened, begin, end);
+            for (std::size_t i = begin; i < end; ++i) {
+                sample(opened[i].first, opened[i].second, stats);
+            }
+            const std::string chunk_cursor =
+                end == opened.size() ? next : opened[end - 1].first.cursor;
+            const int alerts_before = stats.alerts;
+            store::Transaction tx(store.db());
+            for (std::size_t i = begin; i < end; ++i) {
+                record(opened[i].first, opened[i].second, stats);
+            }
+            store.set_cursor(config.granularity, chunk_cursor, clock());
+            tx.commit();
+            cursor = chunk_cursor;
+            if (stats.alerts > alerts_before) {
+                wake_delivery();
+            }
+            begin = end;
+        } while (begin < opened.size());
         return doc.value("more", false);
     }
 
-    Result<PollStats> poll() {
+    // poll processes every window sealed after the cursor. With `wait_ms` > 0 its first
+    // request is a long poll: the server answers when windows seal or the time is up.
+    Result<PollStats> poll(std::int64_t wait_ms = 0) {
         PollStats stats;
         std::string cursor = store.cursor(config.granularity);
         for (;;) {
-            auto body = get("/v1/windows?granularity=" + config.granularity + "&after=" + cursor +
-                            "&limit=" + std::to_string(config.page_size));
+            std::string path = "/v1/windows?granularity=" + config.granularity +
+                               "&after=" + cursor + "&limit=" + std::to_string(config.page_size);
+            if (wait_ms > 0) {
+                path += "&wait_ms=" + std::to_string(wait_ms);
+                wait_ms = 0;
+            }
+            auto body = get(path);
             if (!body) {
                 return body.error();
             }
@@ -411,14 +464,32 @@ int Watcher::run(const std::atomic<bool>& stop) {
             m.pending_work = false;
         }
     });
+    // A long poll is cut short on stop: the stop flag is set by a signal handler, so a
+    // thread of its own watches it and closes the client's connection.
+    std::thread stopper([&m, &stop] {
+        while (!stop) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        m.client->stop();
+    });
+    // The long poll waits at most the poll interval, and well within the read timeout.
+    const std::int64_t long_poll_ms =
+        m.config.long_poll ? std::min<std::int64_t>(m.config.poll_interval_ms,
+                                                    std::int64_t{m.config.timeout_s} * 1000 - 2000)
+                           : 0;
     int failures = 0;
-    spdlog::info("watching {} windows of {} every {} ms", m.config.granularity, m.config.server_url,
-                 m.config.poll_interval_ms);
+    spdlog::info("watching {} windows of {} ({} every {} ms, {} decryption thread(s))",
+                 m.config.granularity, m.config.server_url, long_poll_ms > 0 ? "long poll" : "poll",
+                 m.config.poll_interval_ms, m.threads);
     while (!stop) {
-        // A fixed cadence: the next poll is due poll_interval after this one began.
+        // A fixed cadence: the next poll is due poll_interval after this one began, or at
+        // once after a poll that found windows (the next one long-polls for more).
         const auto began = std::chrono::steady_clock::now();
-        auto polled = poll_once();
+        auto polled = m.poll(std::max<std::int64_t>(long_poll_ms, 0));
         std::int64_t wait_ms = m.config.poll_interval_ms;
+        if (!polled && stop) {
+            break;
+        }
         if (!polled) {
             ++failures;
             wait_ms = std::min<std::int64_t>(
@@ -431,6 +502,7 @@ int Watcher::run(const std::atomic<bool>& stop) {
                 spdlog::info(
                     "{} window(s): {} released, {} integrity failure(s), {} skipped, {} alert(s)",
                     s.windows, s.released, s.integrity, s.skipped, s.alerts);
+                wait_ms = 0;
             }
         }
         const auto due = began + std::chrono::milliseconds(wait_ms);
@@ -444,6 +516,7 @@ int Watcher::run(const std::atomic<bool>& stop) {
         m.wake.notify_all();
     }
     deliverer.join();
+    stopper.join();
     spdlog::info("stopped; every processed window and queued alert is committed");
     return 0;
 }

@@ -384,6 +384,53 @@ TEST_F(DecryptorTest, SilentDeviceRaisesAnAlert) {
     EXPECT_EQ(w->store().alerts("", false, 100).size(), 1u) << "raised once, not every poll";
 }
 
+// watch long-polls: a window that seals while it waits is processed at once, not at the
+// next poll (20 s away here), and a stop cuts the wait short.
+TEST_F(DecryptorTest, WatchHearsOfASealDuringItsLongPollAndStopsPromptly) {
+    const std::int64_t start = (server::now_unix_ms() / 60000 - 30) * 60000;
+    auto expected = produce("dev-b", "", start, 3);
+    DecryptorConfig c = load(write_config("", "long.db"));
+    c.poll_interval_ms = 20000;
+    auto w = watcher(c);
+    std::atomic<bool> stop{false};
+    std::thread runner([&] { EXPECT_EQ(w->run(stop), 0); });
+    struct StopGuard {  // an ASSERT returning early must not leave the thread joinable
+        std::atomic<bool>& stop;
+        std::thread& runner;
+        ~StopGuard() {
+            stop = true;
+            if (runner.joinable()) {
+                runner.join();
+            }
+        }
+    } guard{stop, runner};
+    auto ledger_size = [&] {
+        auto st = StateStore::open(c.database);
+        auto q = st.db().prepare("SELECT COUNT(*) FROM ledger");
+        return q.step() ? q.column_int64(0) : -1;
+    };
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the first poll is waiting
+    EXPECT_EQ(ledger_size(), 0);
+    ASSERT_EQ(sealed_minutes(3).size(), 3u);
+    const auto sealed_at = std::chrono::steady_clock::now();
+    while (ledger_size() < 3 &&
+           std::chrono::steady_clock::now() - sealed_at < std::chrono::seconds(10)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(ledger_size(), 3) << "the seal was not seen before the next poll";
+    auto reader = StateStore::open(c.database);  // the watcher's own is its thread's
+    for (const auto& [minute, stats] : expected) {
+        auto entry = reader.ledger_entry(server_window_id("patient-dev-b", minute));
+        ASSERT_TRUE(entry);
+        EXPECT_EQ(json::parse(entry->stats_json)["samples"].get<std::uint64_t>(), stats.samples);
+    }
+    const auto stopping = std::chrono::steady_clock::now();
+    stop = true;
+    runner.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(10))
+        << "stop waited for the long poll to time out";
+}
+
 // The real binary killed with SIGKILL at random moments while it watches: after a final
 // run, the alert history equals that of an uninterrupted run, and every alert reached the
 // SMTP server exactly once.
@@ -440,6 +487,10 @@ TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     DecryptorConfig reference = load(config);
     reference.database = (dir_ / "reference.db").string();
     reference.email_enabled = false;
+    // One thread and pages of 7 (chunks of 16 windows): the same result as the killed
+    // runs' pages of 500 in chunks of 16 per core.
+    reference.threads = 1;
+    reference.page_size = 7;
     auto clean = watcher(reference);
     ASSERT_EQ(clean->run_once(), 0);
     auto keys_of = [](const std::vector<StoredAlert>& alerts) {
@@ -456,6 +507,15 @@ TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     auto ledger = killed.db().prepare("SELECT COUNT(*), COUNT(DISTINCT window_id) FROM ledger");
     ASSERT_TRUE(ledger.step());
     EXPECT_EQ(ledger.column_int64(0), 48);
+    auto released = [](StateStore& db) {
+        std::map<std::int64_t, std::string> out;
+        auto st = db.db().prepare("SELECT window_id, status, COALESCE(stats, '') FROM ledger");
+        while (st.step()) {
+            out[st.column_int64(0)] = st.column_text(1) + " " + st.column_text(2);
+        }
+        return out;
+    };
+    EXPECT_EQ(released(killed), released(clean->store()));
     std::multiset<std::string> message_ids;
     for (const auto& m : mails()) {
         message_ids.insert(header_value(m, "Message-ID"));

@@ -42,6 +42,8 @@ TEST_F(DecryptorConfigTest, ExampleFileLoadsWithTheDefaults) {
     EXPECT_EQ(c.value().poll_interval_ms, 5000);
     EXPECT_EQ(c.value().page_size, defaults.page_size);
     EXPECT_DOUBLE_EQ(c.value().verify_sample_rate, defaults.verify_sample_rate);
+    EXPECT_EQ(c.value().threads, 0);
+    EXPECT_TRUE(c.value().long_poll);
     EXPECT_EQ(c.value().retry.max_attempts, 8);
     EXPECT_EQ(c.value().retry.initial_backoff_ms, 2000);
     EXPECT_EQ(c.value().retry.max_backoff_ms, 300000);
@@ -58,6 +60,8 @@ TEST_F(DecryptorConfigTest, SecretsComeFromFilesOrTheEnvironment) {
     auto c = load_decryptor_config(write(R"(
 [watch]
 poll_interval_s = 0.5
+threads = 3
+long_poll = false
 [notify.email]
 enabled = true
 url = "smtps://mail.example:465"
@@ -80,6 +84,8 @@ X-Account = "ward-7"
     ::unsetenv("CP_TEST_SMS_TOKEN");
     ASSERT_TRUE(c.ok()) << c.error().message;
     EXPECT_EQ(c.value().poll_interval_ms, 500);
+    EXPECT_EQ(c.value().threads, 3);
+    EXPECT_FALSE(c.value().long_poll);
     EXPECT_EQ(c.value().email.password, "from-a-file");
     EXPECT_EQ(c.value().email.tls, "implicit");
     EXPECT_EQ(c.value().email.to.size(), 2u);
@@ -110,6 +116,10 @@ TEST_F(DecryptorConfigTest, MistakesAreRefusedWithTheKeyNamed) {
     EXPECT_NE(error_of("[watch]\nverify_sample_rate = 1.5\n").find("verify_sample_rate"),
               std::string::npos);
     EXPECT_NE(error_of("[watch]\npage_size = 0\n").find("page_size"), std::string::npos);
+    EXPECT_NE(error_of("[watch]\nthreads = -1\n").find("watch.threads"), std::string::npos);
+    EXPECT_NE(error_of("[watch]\nthreads = 65\n").find("watch.threads"), std::string::npos);
+    EXPECT_NE(error_of("[watch]\nlong_poll = \"yes\"\n").find("watch.long_poll"),
+              std::string::npos);
     EXPECT_NE(error_of("[server]\nurl = \"ftp://x\"\n").find("server.url"), std::string::npos);
     EXPECT_NE(error_of("[notify.email]\ntls = \"maybe\"\n").find("tls"), std::string::npos);
     EXPECT_NE(error_of("[notify.email]\nenabled = true\n").find("notify.email needs"),
