@@ -145,11 +145,24 @@ int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*
     return -1;
 }
 
-Status check_ed25519(const EVP_PKEY* pkey) {
-    if (EVP_PKEY_id(pkey) != EVP_PKEY_ED25519) {
+// read_ed25519_pem parses untrusted PEM text labelled `label` with `reader`
+// (PEM_read_bio_PUBKEY or PEM_read_bio_PrivateKey) and accepts only an Ed25519 key;
+// `what` names the expected form in the refusal.
+template <class Reader>
+Result<UniqueEvpPkey> read_ed25519_pem(std::string_view pem, std::string_view label, Reader reader,
+                                       const char* what) {
+    auto bio = pem_bio(pem, label);
+    if (!bio) {
+        return bio.error();
+    }
+    UniqueEvpPkey pkey(reader(bio.value().get(), nullptr, no_passphrase, nullptr));
+    if (!pkey) {
+        return refuse(ErrorCode::kInvalidEncoding, std::string("invalid ") + what);
+    }
+    if (EVP_PKEY_id(pkey.get()) != EVP_PKEY_ED25519) {
         return refuse(ErrorCode::kInvalidKey, "not an Ed25519 key");
     }
-    return Ok{};
+    return pkey;
 }
 
 std::array<std::uint8_t, kEd25519PublicKeyBytes> raw_public_of(const EVP_PKEY* pkey) {
@@ -176,19 +189,12 @@ std::string bio_contents(BIO* bio) {
 // Ed25519PublicKey
 
 Result<Ed25519PublicKey> Ed25519PublicKey::from_pem(std::string_view pem) {
-    auto bio = pem_bio(pem, kPublicLabel);
-    if (!bio) {
-        return bio.error();
-    }
-    UniqueEvpPkey pkey(PEM_read_bio_PUBKEY(bio.value().get(), nullptr, no_passphrase, nullptr));
+    auto pkey =
+        read_ed25519_pem(pem, kPublicLabel, PEM_read_bio_PUBKEY, "SubjectPublicKeyInfo PEM");
     if (!pkey) {
-        return refuse(ErrorCode::kInvalidEncoding, "invalid SubjectPublicKeyInfo PEM");
+        return pkey.error();
     }
-    auto type = check_ed25519(pkey.get());
-    if (!type) {
-        return type.error();
-    }
-    return Ed25519PublicKey(raw_public_of(pkey.get()));
+    return Ed25519PublicKey(raw_public_of(pkey.value().get()));
 }
 
 Result<Ed25519PublicKey> Ed25519PublicKey::from_raw(std::span<const std::uint8_t> raw) {
@@ -300,19 +306,12 @@ Ed25519PrivateKey Ed25519PrivateKey::generate() {
 }
 
 Result<Ed25519PrivateKey> Ed25519PrivateKey::from_pem(std::string_view pem) {
-    auto bio = pem_bio(pem, kPrivateLabel);
-    if (!bio) {
-        return bio.error();
-    }
-    UniqueEvpPkey pkey(PEM_read_bio_PrivateKey(bio.value().get(), nullptr, no_passphrase, nullptr));
+    auto pkey =
+        read_ed25519_pem(pem, kPrivateLabel, PEM_read_bio_PrivateKey, "PKCS#8 private key PEM");
     if (!pkey) {
-        return refuse(ErrorCode::kInvalidEncoding, "invalid PKCS#8 private key PEM");
+        return pkey.error();
     }
-    auto type = check_ed25519(pkey.get());
-    if (!type) {
-        return type.error();
-    }
-    return Ed25519PrivateKey(std::make_unique<Impl>(std::move(pkey)));
+    return Ed25519PrivateKey(std::make_unique<Impl>(std::move(pkey).value()));
 }
 
 Result<Ed25519PrivateKey> Ed25519PrivateKey::from_pem(const SecretBytes& pem) {
