@@ -101,6 +101,10 @@ def parse_args(argv):
     p.add_argument("--verify-rate", type=float, default=0.05,
                    help="decryptor watch.verify_sample_rate (0.05)")
     p.add_argument("--page-size", type=int, default=500, help="decryptor watch.page_size (500)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="decryptor watch.threads (0: one per core)")
+    p.add_argument("--no-long-poll", dest="long_poll", action="store_false",
+                   help="decryptor watch.long_poll = false: poll on the interval only")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment variable for the server process (repeatable), e.g. "
                         "MALLOC_ARENA_MAX=2")
@@ -429,6 +433,8 @@ granularity = "{gname}"
 poll_interval_s = {args.poll}
 page_size = {args.page_size}
 verify_sample_rate = {args.verify_rate}
+threads = {args.threads}
+long_poll = {"true" if args.long_poll else "false"}
 [notify.email]
 enabled = true
 url = "smtp://127.0.0.1:{smtp_port}"
@@ -798,6 +804,7 @@ def analyse(args, work, mail, ld, procs):
                      "abnormal_share": args.abnormal_share, "episode_s": args.episode,
                      "period_s": args.period, "bpm": args.bpm,
                      "verify_sample_rate": args.verify_rate, "page_size": args.page_size,
+                     "decryptor_threads": args.threads, "long_poll": args.long_poll,
                      "server_granularities": procs["grans"], "micro_window_ms": mw,
                      "server_env": args.server_env},
         "data_seconds": (data_end - data_start) / 1000.0,
@@ -850,7 +857,9 @@ def report(args, r):
     say("")
     say(f"End to end: {s['patients']} patients at 1 Hz for {r['data_seconds']:.0f} s, "
         f"{s['bits']}-bit key, 5 s micro-windows, {s['window']} windows (seal grace "
-        f"{s['seal_grace_s']:g} s), decryptor poll {s['poll_interval_s']:g} s, server "
+        f"{s['seal_grace_s']:g} s), decryptor poll {s['poll_interval_s']:g} s"
+        f"{' (long poll)' if s['long_poll'] else ''}, {s['decryptor_threads'] or 'all'} "
+        f"decryption thread(s), server "
         f"granularities {s['server_granularities']}, {s['connections']} upload connections"
         + (f", server environment {' '.join(s['server_env'])}" if s["server_env"] else ""))
     say("")
@@ -903,8 +912,8 @@ def report(args, r):
                            ("  onset -> end of the first window holding it", "onset_to_first_window_end"),
                            ("  + a window more when the first is not yet abnormal enough",
                             "extra_window"),
-                           ("  raising window end -> sealed (grace + sealer tick)", "grace_and_sealer"),
-                           ("  sealed -> alert queued (poll, fetch, decrypt the burst, rules)",
+                           ("  raising window end -> sealed (grace)", "grace_and_sealer"),
+                           ("  sealed -> alert queued (long poll, fetch, decrypt the burst, rules)",
                             "sealed_to_queued"),
                            ("  alert queued -> SMTP accepted", "queued_to_smtp"),
                            ("end of the first micro-window holding the onset -> e-mail",

@@ -4,10 +4,10 @@
 //
 // For every patient it does what `cipherpulse-edge run` does, minus the durable spool: a
 // simulated heart (edge::Simulator, watch-like: one reading per second, the "healthy" profile
-// at rest: no activity bursts, resting rate 62-80 bpm) -> edge::MicroWindows (default 5 s,
-// epoch-aligned, one record per micro-window) -> HeartRateCodec pack -> Paillier fast-mode
-// encryption (one shared PublicKey and RandomnessPool) -> common::batch_json + sign_upload
-// with the device's own Ed25519 key (registered on the server with POST /v1/devices) ->
+// at rest: no activity bursts, resting rate 62-80 bpm, no circadian swing) -> edge::MicroWindows
+// (default 5 s, epoch-aligned, one record per micro-window) -> HeartRateCodec pack -> Paillier
+// fast-mode encryption (one shared PublicKey and RandomnessPool) -> common::batch_json +
+// sign_upload with the device's own Ed25519 key (registered on the server with POST /v1/devices) ->
 // POST /v1/readings over a few keep-alive connections. Like an edge, a device uploads
 // whatever it has as soon as a record is ready (so one record per upload in steady state),
 // and resends the same records (same seq, same ciphertext) after a failure until they are
@@ -493,10 +493,12 @@ int run(const Options& o) {
     for (auto& p : patients) {
         edge::PatientProfile profile = edge::patient_profile("healthy").value();
         profile.activity_bursts_per_hour = 0;
-        // Resting rates of 62-80 bpm: with the circadian swing (6 bpm) and the beat-to-beat
-        // noise of a 5 s reading, a patient resting in the 50s trips the bradycardia rule
-        // (half the samples below 50 for two windows) now and then in 5 s windows.
+        // Resting rates of 62-80 bpm and no circadian swing: a patient resting in the 50s
+        // trips the bradycardia rule (half the samples below 50 for two windows) now and
+        // then, and so did one resting at 62 when a run fell near the simulated 04:00 trough
+        // (6 bpm lower): the run's hour must not decide whether healthy patients alert.
         profile.resting_bpm = std::uniform_real_distribution<double>(62, 80)(p.rng);
+        profile.circadian_amplitude_bpm = 0;
         p.sim = std::make_unique<edge::Simulator>(profile, std::vector<edge::Episode>{}, p.rng(),
                                                   data_start, edge::Simulator::kNoEnd,
                                                   edge::SampleMode::kWatch);
