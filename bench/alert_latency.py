@@ -81,6 +81,8 @@ def parse_args(argv):
                    help="seconds the edges measure (default 180)")
     p.add_argument("--poll", type=float, default=1.0,
                    help="decryptor watch.poll_interval_s (default 1.0)")
+    p.add_argument("--no-long-poll", dest="long_poll", action="store_false",
+                   help="decryptor watch.long_poll = false: poll on the interval only")
     p.add_argument("--patients", type=int, default=8, help="simulated patients (default 8)")
     p.add_argument("--window", type=parse_window, default=parse_window("10s"),
                    help="window granularity the server seals and the decryptor watches "
@@ -332,6 +334,7 @@ token_file = "decryptor.token"
 database = "decryptor.db"
 granularity = "{gname}"
 poll_interval_s = {args.poll}
+long_poll = {"true" if args.long_poll else "false"}
 verify_sample_rate = {args.verify_rate}
 [notify.email]
 enabled = true
@@ -542,6 +545,7 @@ def analyse(args, work, mail, patients, window_ms, procs):
 
     return {
         "settings": {"duration_s": args.duration, "poll_interval_s": args.poll,
+                     "long_poll": args.long_poll,
                      "patients": args.patients, "window": args.window[0],
                      "seal_grace_s": args.grace, "episode_s": args.episode,
                      "period_s": args.period, "bpm": args.bpm,

@@ -487,8 +487,8 @@ TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     DecryptorConfig reference = load(config);
     reference.database = (dir_ / "reference.db").string();
     reference.email_enabled = false;
-    // One thread and pages of 7 (chunks of 16 windows): the same result as the killed
-    // runs' pages of 500 in chunks of 16 per core.
+    // One thread and pages of 7 (chunks of 32 windows): the same result as the killed
+    // runs' pages of 500 in chunks of 32 per core.
     reference.threads = 1;
     reference.page_size = 7;
     auto clean = watcher(reference);
