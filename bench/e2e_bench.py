@@ -100,7 +100,8 @@ def parse_args(argv):
     p.add_argument("--bpm", type=float, default=150.0, help="rate during an episode (150)")
     p.add_argument("--verify-rate", type=float, default=0.05,
                    help="decryptor watch.verify_sample_rate (0.05)")
-    p.add_argument("--page-size", type=int, default=500, help="decryptor watch.page_size (500)")
+    p.add_argument("--page-size", type=int, default=1000,
+                   help="decryptor watch.page_size (1000)")
     p.add_argument("--threads", type=int, default=0,
                    help="decryptor watch.threads (0: one per core)")
     p.add_argument("--no-long-poll", dest="long_poll", action="store_false",

@@ -29,7 +29,7 @@ struct DecryptorConfig {
     std::string database = "decryptor.db";
     std::string granularity = "1m";
     int poll_interval_ms = 5000;
-    int page_size = 500;
+    int page_size = 1000;
     double verify_sample_rate = 0.05;  // share of windows re-verified against raw records
     int threads = 0;                   // decryption threads; 0: one per core
     bool long_poll = true;             // wait at the server for the next seal (wait_ms)

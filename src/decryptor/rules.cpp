@@ -481,6 +481,19 @@ std::vector<AlertEvent> RuleEngine::evaluate(const WindowInput& w, PatientState&
     }
     const std::int64_t end = w.start_ms + w.length_ms;
     state.last_window_end_ms = previous_end ? std::max(*previous_end, end) : end;
+    state.attention = false;
+    for (const auto& [name, r] : state.rules) {
+        state.attention = state.attention || r.active || r.hits > 0;
+    }
+    if (has_samples && rules.tachycardia.common.enabled) {
+        state.attention =
+            state.attention ||
+            s.share_at_or_above(rules.tachycardia.share_threshold_bpm).value_or(0) > 0;
+    }
+    if (has_samples && rules.bradycardia.common.enabled) {
+        state.attention =
+            state.attention || s.share_below(rules.bradycardia.share_threshold_bpm).value_or(0) > 0;
+    }
     return events;
 }
 
@@ -591,7 +604,8 @@ std::optional<RuleState> rule_state_from(const json& j) {
 }
 
 std::optional<PatientState> state_from(const json& j) {
-    if (!j.is_object() || !only_keys(j, {"v", "rules", "baseline", "last_window_end_ms"}) ||
+    if (!j.is_object() ||
+        !only_keys(j, {"v", "rules", "baseline", "last_window_end_ms", "attention"}) ||
         !j.contains("v") || json_int(j["v"], kStateVersion, kStateVersion) != kStateVersion ||
         !j.contains("rules") || !j["rules"].is_object() || !j.contains("baseline") ||
         !j["baseline"].is_array()) {
@@ -624,6 +638,12 @@ std::optional<PatientState> state_from(const json& j) {
         }
         state.last_window_end_ms = *t;
     }
+    if (j.contains("attention")) {
+        if (!j["attention"].is_boolean()) {
+            return std::nullopt;
+        }
+        state.attention = j["attention"].get<bool>();
+    }
     return state;
 }
 
@@ -648,6 +668,9 @@ std::string PatientState::to_json() const {
     j["baseline"] = std::move(entries);
     if (last_window_end_ms) {
         j["last_window_end_ms"] = *last_window_end_ms;
+    }
+    if (attention) {
+        j["attention"] = true;
     }
     return j.dump();
 }

@@ -300,11 +300,16 @@ struct PatientState {
     std::map<std::string, RuleState, std::less<>> rules;
     std::deque<BaselineEntry> baseline;
     std::optional<std::int64_t> last_window_end_ms;  // end of the latest window seen
+    // attention: the latest window showed signs without (yet) raising: samples beyond the
+    // tachycardia or bradycardia threshold, or a rule counting windows towards a raise or
+    // active. The decryptor opens such patients' next windows first in a burst.
+    bool attention = false;
     friend bool operator==(const PatientState&, const PatientState&) = default;
 
     // to_json / from_json store the state as compact JSON text in the database:
     // {"v":1,"rules":{"<rule>":{"hits":n,"misses":n,"active":b[,"last_raised_ms":t]}},
-    //  "baseline":[[samples,sum_bpm,sum_bpm_sq],...][,"last_window_end_ms":t]}.
+    //  "baseline":[[samples,sum_bpm,sum_bpm_sq],...][,"last_window_end_ms":t]
+    //  [,"attention":true]}.
     // from_json(to_json()) == *this exactly (doubles are written in shortest round-trip
     // form). from_json refuses (kInvalidEncoding, never throws) text that is not this shape:
     // bad JSON, another version, missing or mistyped members, negative counts, counts beyond

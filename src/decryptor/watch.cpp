@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -314,11 +315,24 @@ struct Watcher::Impl {
             }
             opened.emplace_back(*w, OpenedWindow{});
         }
+        // Triage: the windows of patients whose latest window needed attention come first
+        // (a stable sort, so each patient's windows keep their order). In a burst, where
+        // every patient's window seals at once, their alerts leave first.
+        std::map<std::string, bool> attention;
+        for (const auto& [w, o] : opened) {
+            if (!attention.count(w.patient)) {
+                attention[w.patient] = store.patient_state(w.patient).attention;
+            }
+        }
+        std::stable_sort(opened.begin(), opened.end(), [&](const auto& a, const auto& b) {
+            return attention[a.first.patient] && !attention[b.first.patient];
+        });
         // Chunk by chunk: the crypto first, outside any transaction, on every thread; then
-        // one transaction records the chunk's windows and moves the cursor to the last of
-        // them (after the last chunk: to the page's next_cursor, past withheld windows too).
-        // A kill before a commit leaves that chunk to be done again, after it nothing to
-        // redo. Alerts go out as each chunk commits, not after the whole page.
+        // one transaction records the chunk's windows; the last one also moves the cursor
+        // to the page's next_cursor (past withheld windows too). A kill before the last
+        // commit leaves the page to be fetched again: the ledger then knows the windows
+        // already recorded, which change nothing the second time. Alerts go out as each
+        // chunk commits, not after the whole page.
         const std::string next = doc["next_cursor"].get<std::string>();
         if (opened.empty() && next == cursor) {
             return doc.value("more", false);  // nothing new: no write
@@ -331,21 +345,21 @@ struct Watcher::Impl {
             for (std::size_t i = begin; i < end; ++i) {
                 sample(opened[i].first, opened[i].second, stats);
             }
-            const std::string chunk_cursor =
-                end == opened.size() ? next : opened[end - 1].first.cursor;
             const int alerts_before = stats.alerts;
             store::Transaction tx(store.db());
             for (std::size_t i = begin; i < end; ++i) {
                 record(opened[i].first, opened[i].second, stats);
             }
-            store.set_cursor(config.granularity, chunk_cursor, clock());
+            if (end == opened.size()) {
+                store.set_cursor(config.granularity, next, clock());
+            }
             tx.commit();
-            cursor = chunk_cursor;
             if (stats.alerts > alerts_before) {
                 wake_delivery();
             }
             begin = end;
         } while (begin < opened.size());
+        cursor = next;
         return doc.value("more", false);
     }
 

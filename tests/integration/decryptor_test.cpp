@@ -384,6 +384,42 @@ TEST_F(DecryptorTest, SilentDeviceRaisesAnAlert) {
     EXPECT_EQ(w->store().alerts("", false, 100).size(), 1u) << "raised once, not every poll";
 }
 
+// Triage: in a burst, the window of a patient whose previous window showed signs is opened
+// and committed first, so its alert leaves first, although the server lists it last.
+TEST_F(DecryptorTest, PatientsShowingSignsAreOpenedFirstInABurst) {
+    const std::int64_t start = (server::now_unix_ms() / 60000 - 30) * 60000;
+    // dev-a: tachycardia from minute 1 on, nothing before. dev-b (windows listed after
+    // dev-a's): its episode starts 45 s into minute 0, too late to raise there.
+    produce("dev-a", "tachycardia@60s+240s:150", start, 3);
+    produce("dev-b", "tachycardia@45s+255s:150", start, 3);
+    fs::path path = write_config("", "triage.db");
+    std::string text = read_text(path);
+    text.replace(text.find("sustained = 2"), 13, "sustained = 1");
+    text.replace(text.find("clear_after = 2"), 15, "clear_after = 1");
+    std::ofstream(path) << text;
+    DecryptorConfig c = load(path);
+    c.threads = 1;  // chunks of 32 windows: one chunk per page here
+    // Only minute 0 sealed: the server's clock between its seal time and minute 1's.
+    offset_ms_ = start + 90'000 + 3 * 3600 * 1000 - server::now_unix_ms();
+    auto w = watcher(c);
+    for (int i = 0; i < 100 && w->store().patients().size() < 2; ++i) {
+        ASSERT_EQ(w->run_once(), 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(w->store().alerts("", false, 10).empty()) << "minute 0 raises nothing";
+    EXPECT_FALSE(w->store().patient_state("patient-dev-a").attention);
+    ASSERT_TRUE(w->store().patient_state("patient-dev-b").attention);
+    ASSERT_EQ(sealed_minutes(6).size(), 6u);
+    ASSERT_EQ(w->run_once(), 0);
+    auto alerts = w->store().alerts("", false, 10);  // newest first
+    ASSERT_EQ(alerts.size(), 2u);
+    EXPECT_EQ(alerts[0].patient, "patient-dev-a");
+    EXPECT_EQ(alerts[1].patient, "patient-dev-b") << "dev-b's alert was queued first";
+    EXPECT_LT(server_window_id("patient-dev-a", start + 60000),
+              server_window_id("patient-dev-b", start + 60000))
+        << "the server lists dev-a's window first";
+}
+
 // watch long-polls: a window that seals while it waits is processed at once, not at the
 // next poll (20 s away here), and a stop cuts the wait short.
 TEST_F(DecryptorTest, WatchHearsOfASealDuringItsLongPollAndStopsPromptly) {

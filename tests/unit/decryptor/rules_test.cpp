@@ -748,6 +748,30 @@ silent_after = "0s"
     EXPECT_EQ(config.value().defaults.device_silent.silent_after_ms, 0);
 }
 
+// A window with a few samples beyond a threshold raises nothing but marks the patient for
+// attention (the decryptor opens such patients' next windows first); a normal window, with
+// no rule counting towards a raise, clears the mark.
+TEST(RuleEngineTest, SignsWithoutARaiseMarkThePatientForAttention) {
+    const RuleEngine engine = engine_with(default_rules());
+    PatientState state;
+    EXPECT_TRUE(engine.evaluate(minute(0, constant(70)), state).empty());
+    EXPECT_FALSE(state.attention);
+    // 2 of 60 samples at 150: far from a raise (mean 72.7, 3% at or above 100).
+    EXPECT_TRUE(engine.evaluate(minute(1, stats_of(concat(repeat(70, 58), repeat(150, 2)))), state)
+                    .empty());
+    EXPECT_TRUE(state.attention);
+    EXPECT_TRUE(engine.evaluate(minute(2, constant(70)), state).empty());
+    EXPECT_FALSE(state.attention);
+    // Below the bradycardia threshold too.
+    EXPECT_TRUE(
+        engine.evaluate(minute(3, stats_of(concat(repeat(70, 57), repeat(45, 3)))), state).empty());
+    EXPECT_TRUE(state.attention);
+    // A rule counting windows towards a raise (tachycardia needs 3) keeps the mark.
+    EXPECT_TRUE(engine.evaluate(minute(4, constant(120)), state).empty());
+    EXPECT_TRUE(state.attention);
+    EXPECT_EQ(state.rules.at("tachycardia").hits, 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // PatientState JSON
 
@@ -761,6 +785,7 @@ TEST(PatientStateJsonTest, RoundTripsExactly) {
     state.baseline.push_back(
         {std::numeric_limits<std::uint64_t>::max(), 1.7976931348623157e308, 0});
     state.last_window_end_ms = std::numeric_limits<std::int64_t>::max();
+    state.attention = true;
     const std::string text = state.to_json();
     auto back = PatientState::from_json(text);
     ASSERT_TRUE(back.ok()) << back.error().message << "\n" << text;
@@ -787,6 +812,7 @@ TEST(PatientStateJsonTest, RefusesMalformedText) {
         R"({"baseline":[],"rules":[],"v":1})",
         R"({"baseline":{},"rules":{},"v":1})",
         R"({"baseline":[],"rules":{},"v":1,"extra":0})",
+        R"({"baseline":[],"rules":{},"v":1,"attention":1})",
         R"({"baseline":[],"rules":{"t":{"hits":-1,"misses":0,"active":false}},"v":1})",
         R"({"baseline":[],"rules":{"t":{"hits":2147483648,"misses":0,"active":false}},"v":1})",
         R"({"baseline":[],"rules":{"t":{"hits":1.5,"misses":0,"active":false}},"v":1})",
