@@ -434,8 +434,8 @@ level = "warn"
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             orch.stop(proc)
-    # The last window ends at most one window after the data; then grace, the sealer's
-    # 0.5 s cadence, a poll and the delivery. Wait for that, then until the mail is quiet.
+    # The last window ends at most one window after the data; then grace, 0.5 s of margin,
+    # a poll and the delivery. Wait for that, then until the mail is quiet.
     last_seal_ms = (data_end_ms // window_ms + 1) * window_ms + args.grace * 1000 + 500
     settle_until = last_seal_ms + int(args.poll * 1000) + 5000
     while now_ms() < settle_until:
@@ -586,7 +586,7 @@ def report(args, r):
     say("| latency (ms) | p50 | p90 | p99 | max |")
     say("|---|---|---|---|---|")
     for label, key in (("**seal -> SMTP accepted**", "seal_to_smtp_ms"),
-                       ("  sealed -> alert queued (poll wait, fetch, decrypt, rules)",
+                       ("  sealed -> alert queued (feed wait, fetch, decrypt, rules)",
                         "sealed_to_alert_queued_ms"),
                        ("  alert queued -> SMTP accepted (delivery thread, SMTP)",
                         "alert_queued_to_smtp_ms"),
@@ -601,9 +601,8 @@ def report(args, r):
     q = r["sealed_to_alert_queued_ms"]
     spread = q["max"] - q["min"]
     poll_ms = int(args.poll * 1000)
-    say(f"poll phase seen: sealed -> queued spans {q['min']}..{q['max']} ms "
-        f"({spread} ms of the {poll_ms} ms poll interval)")
-    if spread < poll_ms / 2:
+    say(f"sealed -> queued spans {q['min']}..{q['max']} ms")
+    if not args.long_poll and spread < poll_ms / 2:
         say(f"NOTE: every window seals on the same {args.window[0]} grid (+ grace + the sealer's "
             f"tick) and the poll period is P plus a little drift, so the poll's phase against "
             f"the seals moved little during this run: these figures show a narrow band of "
@@ -622,8 +621,8 @@ def report(args, r):
                            ("  onset -> end of the first abnormal window (ramp to the "
                             "threshold + window)", "to_window_end"),
                            ("  window end -> scheduled seal (seal grace)", "grace"),
-                           ("  scheduled seal -> sealed (sealer, 0.5 s cadence)", "sealer"),
-                           ("  sealed -> SMTP (poll + decrypt + delivery)", "seal_to_smtp")):
+                           ("  scheduled seal -> sealed (sealer)", "sealer"),
+                           ("  sealed -> SMTP (feed, decrypt, delivery)", "seal_to_smtp")):
             v = o[key]
             say(f"| {label} | {v['p50']} | {v['p99']} | {v['max']} |")
         win = args.window[1]
@@ -631,10 +630,12 @@ def report(args, r):
         say(f"composition: the episode blends in over min(30 s, length/3) = "
             f"{min(30, args.episode / 3):.0f} s, so the first window whose mean passes 100 bpm "
             f"ends up to one window ({win // 1000} s) after the rate crosses it; then the seal "
-            f"grace ({args.grace} s), the sealer's tick (<= 0.5 s) and the poll interval "
-            f"({args.poll} s) plus decryption and delivery. Bound without the ramp: window + "
-            f"grace + 0.5 s + poll + delivery = "
-            f"{win + args.grace * 1000 + 500 + int(args.poll * 1000)} ms + delivery.")
+            f"grace ({args.grace} s), then "
+            + ("the long poll's answer" if args.long_poll else f"the poll ({args.poll} s)")
+            + f" plus decryption and delivery. Bound without the ramp: window + grace"
+            + ("" if args.long_poll else " + poll") + " + decryption and delivery = "
+            f"{win + args.grace * 1000 + (0 if args.long_poll else int(args.poll * 1000))} ms "
+            f"+ decryption and delivery.")
     p = r["processes"]
     say("")
     say(f"decryptor watch over {p['wall_s']:.0f} s: CPU {p['decryptor_cpu_s']:.2f} s "
