@@ -2,9 +2,10 @@
 // windows, each patient's rule state, alert history, the outbox of deliveries with every
 // attempt, and the device keys pinned on first use. Nothing here ever goes to the server.
 //
-// Exactly-once effect: a window's ledger entry, the patient state it changes, the alerts it
-// raises with their pending deliveries, and the cursor move are written in one transaction
-// (StateStore::Transaction), so a kill at any point either did all of it or none of it.
+// Exactly-once effect: a window's ledger entry, the patient state it changes and the alerts
+// it raises with their pending deliveries are written in one transaction (with the cursor
+// move when it ends a page), so a kill at any point either did all of it or none of it; a
+// window fetched again finds its ledger entry and changes nothing.
 #pragma once
 
 #include <cstdint>

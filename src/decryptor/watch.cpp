@@ -220,7 +220,7 @@ struct Watcher::Impl {
     }
 
     // record writes what window `w` changes (ledger, rule state, alerts); the caller holds
-    // the transaction that also moves the cursor.
+    // the chunk's transaction (the last chunk's also moves the cursor).
     void record(const ServerWindow& w, const OpenedWindow& opened, PollStats& stats) {
         if (auto seen = store.ledger_entry(w.id)) {
             if (seen->aggregate_sha256 == opened.aggregate_sha256) {
@@ -490,11 +490,13 @@ int Watcher::run(const std::atomic<bool>& stop) {
         }
         m.client->stop();
     });
-    // The long poll waits at most the poll interval, and well within the read timeout.
+    // The long poll waits at most the poll interval, 30 s (the server's limit) and well
+    // within the read timeout.
     const std::int64_t long_poll_ms =
-        m.config.long_poll ? std::min<std::int64_t>(m.config.poll_interval_ms,
-                                                    std::int64_t{m.config.timeout_s} * 1000 - 2000)
-                           : 0;
+        m.config.long_poll
+            ? std::min<std::int64_t>({m.config.poll_interval_ms, 30000,
+                                      std::int64_t{m.config.timeout_s} * 1000 - 2000})
+            : 0;
     int failures = 0;
     spdlog::info("watching {} windows of {} ({} every {} ms, {} decryption thread(s))",
                  m.config.granularity, m.config.server_url, long_poll_ms > 0 ? "long poll" : "poll",

@@ -4,8 +4,9 @@
 // raw signed records), evaluates the alert rules and queues alerts; a delivery thread sends
 // them by e-mail and SMS with retries, recording every attempt.
 //
-// Exactly-once effect: everything a window changes is committed in one transaction with the
-// cursor (see state.h). Deliveries are at least once: a kill between the SMTP server's
+// Exactly-once effect: everything a window changes is committed in one transaction (its
+// chunk's); the cursor moves with the last chunk of a page, and windows fetched again after
+// a kill are recognised by their ledger entries and change nothing (see state.h). Deliveries are at least once: a kill between the SMTP server's
 // acceptance and the commit of "sent" resends the same message, with the same Message-ID
 // (e-mail) and Idempotency-Key (SMS), on restart.
 #pragma once
@@ -68,8 +69,9 @@ class Watcher {
     // deliver_due makes one attempt at every delivery that is due; returns how many.
     int deliver_due();
 
-    // run polls every poll interval and delivers on a thread of its own until `stop`;
-    // returns the exit code (0 on a requested stop).
+    // run long-polls the server (`long_poll`; otherwise it polls every poll interval),
+    // polls again at once after a poll that found windows, and delivers on a thread of its
+    // own until `stop`; returns the exit code (0 on a requested stop).
     int run(const std::atomic<bool>& stop);
 
     // run_once polls until the feed is exhausted, then delivers until nothing is due now

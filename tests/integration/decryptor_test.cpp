@@ -469,7 +469,8 @@ TEST_F(DecryptorTest, WatchHearsOfASealDuringItsLongPollAndStopsPromptly) {
 
 // The real binary killed with SIGKILL at random moments while it watches: after a final
 // run, the alert history equals that of an uninterrupted run, and every alert reached the
-// SMTP server exactly once.
+// SMTP server under its own Message-ID (again only after a kill between acceptance and the
+// commit of "sent", as documented: deliveries are at least once).
 TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     const std::int64_t start = (server::now_unix_ms() / 60000 - 60) * 60000;
     produce("dev-a", "tachycardia@120s+300s:150, tachycardia@900s+300s:160", start, 24);
@@ -524,7 +525,7 @@ TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     reference.database = (dir_ / "reference.db").string();
     reference.email_enabled = false;
     // One thread and pages of 7 (chunks of 32 windows): the same result as the killed
-    // runs' pages of 500 in chunks of 32 per core.
+    // runs' pages of 1000 (the default) in chunks of 32 per core.
     reference.threads = 1;
     reference.page_size = 7;
     auto clean = watcher(reference);
@@ -556,9 +557,12 @@ TEST_F(DecryptorTest, KillNineNeitherLosesNorRepeatsAlerts) {
     for (const auto& m : mails()) {
         message_ids.insert(header_value(m, "Message-ID"));
     }
-    EXPECT_EQ(message_ids.size(), expected.size());
+    // Every alert reached the SMTP server under its own Message-ID. Delivery is at least
+    // once: a kill between the server's acceptance and the commit of "sent" resends the
+    // same message (same Message-ID, so the receiver can drop it) - at most once per kill.
     EXPECT_EQ(std::set<std::string>(message_ids.begin(), message_ids.end()).size(), expected.size())
-        << "an alert was e-mailed twice";
+        << "an alert was lost or e-mailed under two Message-IDs";
+    EXPECT_LE(message_ids.size(), expected.size() + 6) << "more resends than kills";
 }
 
 }  // namespace
