@@ -165,6 +165,19 @@ Result<UniqueEvpPkey> read_ed25519_pem(std::string_view pem, std::string_view la
     return pkey;
 }
 
+// key_from_file parses the PEM text read from `path` as a Key, naming the file in errors.
+template <class Key, class Text>
+Result<Key> key_from_file(Result<Text> text, const std::filesystem::path& path) {
+    if (!text) {
+        return text.error();
+    }
+    auto key = Key::from_pem(text.value());
+    if (!key) {
+        return make_error(key.error().code, path.string() + ": " + key.error().message);
+    }
+    return key;
+}
+
 std::array<std::uint8_t, kEd25519PublicKeyBytes> raw_public_of(const EVP_PKEY* pkey) {
     std::array<std::uint8_t, kEd25519PublicKeyBytes> raw{};
     std::size_t size = raw.size();
@@ -208,15 +221,7 @@ Result<Ed25519PublicKey> Ed25519PublicKey::from_raw(std::span<const std::uint8_t
 }
 
 Result<Ed25519PublicKey> Ed25519PublicKey::load(const std::filesystem::path& path) {
-    auto text = read_file(path, kEd25519MaxPemBytes);
-    if (!text) {
-        return text.error();
-    }
-    auto key = from_pem(text.value());
-    if (!key) {
-        return make_error(key.error().code, path.string() + ": " + key.error().message);
-    }
-    return key;
+    return key_from_file<Ed25519PublicKey>(read_file(path, kEd25519MaxPemBytes), path);
 }
 
 std::string Ed25519PublicKey::to_pem() const {
@@ -333,15 +338,7 @@ Result<Ed25519PrivateKey> Ed25519PrivateKey::from_raw_seed(std::span<const std::
 }
 
 Result<Ed25519PrivateKey> Ed25519PrivateKey::load(const std::filesystem::path& path) {
-    auto text = read_private_file(path, kEd25519MaxPemBytes);
-    if (!text) {
-        return text.error();
-    }
-    auto key = from_pem(text.value());
-    if (!key) {
-        return make_error(key.error().code, path.string() + ": " + key.error().message);
-    }
-    return key;
+    return key_from_file<Ed25519PrivateKey>(read_private_file(path, kEd25519MaxPemBytes), path);
 }
 
 SecretBytes Ed25519PrivateKey::to_pem() const {
