@@ -116,8 +116,12 @@ class CliTest(unittest.TestCase):
         self.assertIn("kid: " + pub["kid"], self.keygen_stdout)
         self.assertIn("generating 2048-bit Paillier key", self.keygen_stderr)
         self.assertIn("+", self.keygen_stderr)  # primes found
-        with open(os.path.join(self.keys, "identity.pem")) as f:
-            self.assertIn("BEGIN PRIVATE KEY", f.read())
+        # The identity is an unencrypted PKCS#8 Ed25519 key that OpenSSL reads on its own.
+        identity = os.path.join(self.keys, "identity.pem")
+        parsed = subprocess.run(["openssl", "pkey", "-in", identity, "-noout", "-text"],
+                                capture_output=True, text=True, check=True)
+        self.assertIn("ED25519 Private-Key", parsed.stdout)
+        self.assertEqual(os.stat(identity).st_mode & 0o777, 0o600)
 
     def test_keygen_refuses_to_replace_and_small_sizes(self):
         out = run("cipherpulse-decryptor", ["keygen", "--bits", "2048", "--out", self.keys],
