@@ -494,8 +494,9 @@ int Watcher::run(const std::atomic<bool>& stop) {
     // within the read timeout.
     const std::int64_t long_poll_ms =
         m.config.long_poll
-            ? std::min<std::int64_t>({m.config.poll_interval_ms, 30000,
-                                      std::int64_t{m.config.timeout_s} * 1000 - 2000})
+            ? std::max<std::int64_t>(
+                  0, std::min<std::int64_t>({m.config.poll_interval_ms, 30000,
+                                             std::int64_t{m.config.timeout_s} * 1000 - 2000}))
             : 0;
     int failures = 0;
     spdlog::info("watching {} windows of {} ({} every {} ms, {} decryption thread(s))",
@@ -505,7 +506,7 @@ int Watcher::run(const std::atomic<bool>& stop) {
         // A fixed cadence: the next poll is due poll_interval after this one began, or at
         // once after a poll that found windows (the next one long-polls for more).
         const auto began = std::chrono::steady_clock::now();
-        auto polled = m.poll(std::max<std::int64_t>(long_poll_ms, 0));
+        auto polled = m.poll(long_poll_ms);
         std::int64_t wait_ms = m.config.poll_interval_ms;
         if (!polled && stop) {
             break;

@@ -6,9 +6,10 @@
 //
 // Exactly-once effect: everything a window changes is committed in one transaction (its
 // chunk's); the cursor moves with the last chunk of a page, and windows fetched again after
-// a kill are recognised by their ledger entries and change nothing (see state.h). Deliveries are at least once: a kill between the SMTP server's
-// acceptance and the commit of "sent" resends the same message, with the same Message-ID
-// (e-mail) and Idempotency-Key (SMS), on restart.
+// a kill are recognised by their ledger entries and change nothing (see state.h).
+// Deliveries are at least once: a kill between the SMTP server's acceptance and the commit
+// of "sent" resends the same message, with the same Message-ID (e-mail) and Idempotency-Key
+// (SMS), on restart.
 #pragma once
 
 #include <atomic>

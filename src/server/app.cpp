@@ -383,7 +383,8 @@ void ServerState::seal_loop() {
     while (!stopping_) {
         // Wake when the next windows reach their seal time, and at least every 0.5 s (for
         // windows loaded at start-up, checkpoints and a clock that jumps).
-        const std::int64_t until_seal = next_seal_ms(config_.granularities, clock_()) - clock_();
+        const std::int64_t now = clock_();
+        const std::int64_t until_seal = next_seal_ms(config_.granularities, now) - now;
         sealer_cv_.wait_for(
             lock, std::chrono::milliseconds(std::clamp<std::int64_t>(until_seal, 1, 500)));
         if (stopping_) {
