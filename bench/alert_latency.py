@@ -40,27 +40,14 @@ import json
 import os
 import re
 import select
-import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = "/usr/bin/python3"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def say(message):
-    print(message, flush=True)
+import bench_common
+from bench_common import (PYTHON, REPO, free_port, http_get, metric, now_ms,
+                          percentile, proc_cpu_s, proc_status_kib, say, write_private)
 
 
 def parse_window(text):
@@ -119,92 +106,8 @@ def parse_args(argv):
     return args
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, q):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    pos = (len(v) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
-
-
-def proc_cpu_s(pid):
-    """utime + stime of a live process, seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
-
-
-def proc_status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Orchestra:
-    """Processes started by this script; stopped by pid, newest first."""
-
-    def __init__(self):
-        self.procs = []  # (name, Popen)
-
-    def start(self, name, argv, **kw):
-        proc = subprocess.Popen(argv, **kw)
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self, proc, timeout=15):
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            except ProcessLookupError:
-                pass
-
-    def stop_all(self):
-        for _, proc in reversed(self.procs):
-            try:
-                self.stop(proc)
-            except Exception as e:  # keep stopping the others
-                sys.stderr.write(f"alert_latency: stopping pid {proc.pid}: {e}\n")
-
-
 def run(argv, cwd, what, **kw):
-    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
-    if r.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {r.returncode}): {r.stderr.strip()}")
-    return r.stdout
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as res:
-        return res.read().decode()
-
-
-def metric(text, name):
-    """The value of an unlabelled Prometheus sample `name` (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    return bench_common.run(argv, cwd, what, timeout=120, **kw)
 
 
 def episodes_for(i, args):
@@ -229,45 +132,15 @@ def main(argv=None):
             sys.exit(f"alert_latency: {path} is missing: build the release preset first")
     fixture = os.path.join(REPO, "tests", "fixtures", "smtp_server.py")
 
-    # SIGTERM (e.g. from a wrapper) unwinds like Ctrl-C, so the finally below runs.
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGTERM, interrupted)
-    work = tempfile.mkdtemp(prefix="cp-alert-latency-")
-    orch = Orchestra()
-    logs = []
-    try:
-        result = measure(args, bins, fixture, work, orch, logs, gname, window_ms)
-    except KeyboardInterrupt:
-        sys.stderr.write("alert_latency: interrupted; stopping everything\n")
-        return 130
-    except Exception as e:
-        sys.stderr.write(f"alert_latency: error: {e}\n")
-        sys.stderr.write(f"alert_latency: logs are in {work}\n" if args.keep else
-                         "alert_latency: rerun with --keep to inspect the logs\n")
-        return 1
-    finally:
-        # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        orch.stop_all()
-        for f in logs:
-            f.close()
-        if args.keep:
-            sys.stderr.write(f"alert_latency: kept {work}\n")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(args, result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-    return 0 if result["verdict"] == "PASS" else 1
+    # SIGTERM (e.g. from a wrapper) unwinds like Ctrl-C, so everything started is stopped.
+    return bench_common.run_in_workdir(
+        "alert_latency", "cp-alert-latency-", 15, args.keep, args.json,
+        lambda work, orch, logs: measure(args, bins, fixture, work, orch, logs, gname,
+                                         window_ms),
+        lambda result: report(args, result), lambda result: result["verdict"] == "PASS")
 
 
 def measure(args, bins, fixture, work, orch, logs, gname, window_ms):
-    window_s = window_ms // 1000
 
     def log_file(name):
         f = open(os.path.join(work, name), "w")
@@ -632,7 +505,7 @@ def report(args, r):
             f"ends up to one window ({win // 1000} s) after the rate crosses it; then the seal "
             f"grace ({args.grace} s), then "
             + ("the long poll's answer" if args.long_poll else f"the poll ({args.poll} s)")
-            + f" plus decryption and delivery. Bound without the ramp: window + grace"
+            + " plus decryption and delivery. Bound without the ramp: window + grace"
             + ("" if args.long_poll else " + poll") + " + decryption and delivery = "
             f"{win + args.grace * 1000 + (0 if args.long_poll else int(args.poll * 1000))} ms "
             f"+ decryption and delivery.")

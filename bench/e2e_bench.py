@@ -42,28 +42,17 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = "/usr/bin/python3"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench_common import (PYTHON, REPO, dist, free_port, http_get, machine_busy_s, metric,
+                          now_ms, proc_cpu_s, proc_status_kib, run, run_in_workdir, say,
+                          tail, write_private)
+
 MICRO_WINDOW_MS = 5000
-
-
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def say(message):
-    print(message, flush=True)
 
 
 def parse_window(text):
@@ -132,126 +121,6 @@ def parse_args(argv):
     return args
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, q):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    pos = (len(v) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
-
-
-def dist(values):
-    if not values:
-        return None
-    return {"n": len(values), "min": min(values), "p50": round(percentile(values, 50)),
-            "p90": round(percentile(values, 90)), "p99": round(percentile(values, 99)),
-            "max": max(values)}
-
-
-def proc_cpu_s(pid):
-    """utime + stime of a live process, seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def machine_busy_s():
-    """CPU time all processes used (from /proc/stat), seconds."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    return (sum(v) - v[3] - v[4]) / CLK_TCK
-
-
-def _die_with_parent():
-    """In the child before exec: SIGTERM when this script dies, even by SIGKILL (Linux)."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class Orchestra:
-    """Processes started by this script; stopped by pid, newest first."""
-
-    def __init__(self):
-        self.procs = []  # (name, Popen)
-
-    def start(self, name, argv, **kw):
-        proc = subprocess.Popen(argv, preexec_fn=_die_with_parent, **kw)
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self, proc, timeout=30):
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            except ProcessLookupError:
-                pass
-
-    def stop_all(self):
-        for name, proc in reversed(self.procs):
-            try:
-                self.stop(proc)
-            except Exception as e:  # keep stopping the others
-                sys.stderr.write(f"e2e_bench: stopping {name} (pid {proc.pid}): {e}\n")
-
-
-def run(argv, cwd, what, timeout=300):
-    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {r.returncode}): {r.stderr.strip()}")
-    return r.stdout
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as res:
-        return res.read().decode()
-
-
-def metric(text, name):
-    """The value of the Prometheus sample whose name and labels are `name`."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def tail(path, lines=8):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     bins = {n: os.path.join(args.bin, "cipherpulse-" + n) for n in ("server", "decryptor")}
@@ -262,41 +131,11 @@ def main(argv=None):
                      f"(bench/run_e2e_bench.sh does)")
     fixture = os.path.join(REPO, "tests", "fixtures", "smtp_server.py")
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
-    work = tempfile.mkdtemp(prefix="cp-e2e-")
-    orch = Orchestra()
-    logs = []
-    try:
-        result = measure(args, bins, fixture, work, orch, logs)
-    except KeyboardInterrupt:
-        sys.stderr.write("e2e_bench: interrupted; stopping everything\n")
-        return 130
-    except Exception as e:
-        sys.stderr.write(f"e2e_bench: error: {e}\n")
-        sys.stderr.write(f"e2e_bench: logs are in {work}\n" if args.keep else
-                         "e2e_bench: rerun with --keep to inspect the logs\n")
-        return 1
-    finally:
-        # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        orch.stop_all()
-        for f in logs:
-            f.close()
-        if args.keep:
-            sys.stderr.write(f"e2e_bench: kept {work}\n")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(args, result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-    return 0 if result["ok"] else 1
+    return run_in_workdir(
+        "e2e_bench", "cp-e2e-", 30, args.keep, args.json,
+        lambda work, orch, logs: measure(args, bins, fixture, work, orch, logs),
+        lambda result: report(args, result), lambda result: result["ok"],
+        signals=(signal.SIGTERM, signal.SIGHUP))
 
 
 class Sampler:
@@ -797,7 +636,6 @@ def analyse(args, work, mail, ld, procs):
     pipeline_target = int(args.grace * 1000) + int(args.poll * 1000) + 2000
     over_pipeline = sum(1 for v in parts["from_raising_window_end"] if v > pipeline_target)
 
-    cores = procs["cores_measured"]
     result = {
         "settings": {"patients": args.patients, "duration_s": args.duration,
                      "window": gname, "seal_grace_s": args.grace, "poll_interval_s": args.poll,
