@@ -65,6 +65,7 @@
 #include "common/upload.h"
 #include "edge/micro_window.h"
 #include "edge/simulator.h"
+#include "load_common.h"
 
 namespace {
 
@@ -73,19 +74,8 @@ using json = nlohmann::json;
 using WallClock = std::chrono::system_clock;
 using SteadyClock = std::chrono::steady_clock;
 
-volatile sig_atomic_t g_interrupted = 0;
-extern "C" void on_signal(int) {
-    g_interrupted = 1;
-}
-bool interrupted() {
-    return g_interrupted != 0;
-}
-
-std::int64_t unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               WallClock::now().time_since_epoch())
-        .count();
-}
+using bench::interrupted;
+using bench::unix_ms;
 
 void sleep_until_ms(std::int64_t t_ms) {
     WallClock::time_point tp{std::chrono::milliseconds(t_ms)};
@@ -93,13 +83,6 @@ void sleep_until_ms(std::int64_t t_ms) {
         std::this_thread::sleep_until(
             std::min(tp, WallClock::now() + std::chrono::milliseconds(200)));
     }
-}
-
-double cpu_seconds_self() {
-    rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
-    auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-    return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
 std::int64_t vm_hwm_kib() {
@@ -548,7 +531,7 @@ int run(const Options& o) {
               << " to " << data_end << "\n";
 
     // The clock loop: one tick per second, just after the readings of that second are due.
-    const double cpu_start = cpu_seconds_self();
+    const double cpu_start = bench::self_cpu_seconds();
     std::vector<double> tick_work_ms;  // CPU-side work of a tick (simulate, window, encrypt)
     std::vector<double> tick_lag_ms;   // tick start - due time
     std::int64_t emitted = 0, samples = 0, episode_readings = 0;
@@ -644,7 +627,7 @@ int run(const Options& o) {
                       << tick_lag_ms.back() << " ms\n";
         }
     }
-    const double cpu_load = cpu_seconds_self() - cpu_start;
+    const double cpu_load = bench::self_cpu_seconds() - cpu_start;
     const std::int64_t load_end_ms = unix_ms();
 
     // Drain: wait until every record is acknowledged (or 60 s).
@@ -660,7 +643,7 @@ int run(const Options& o) {
     }
     const std::int64_t drained_ms = unix_ms();
     stop_workers();
-    const double cpu_total = cpu_seconds_self() - cpu_start;
+    const double cpu_total = bench::self_cpu_seconds() - cpu_start;
 
     // Report.
     std::lock_guard lock(u.mutex);
@@ -837,13 +820,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) {
-        ::sigaction(s, &sa, nullptr);
-    }
-    ::signal(SIGPIPE, SIG_IGN);
+    bench::install_interrupt_handlers();
     try {
         return run(o);
     } catch (const std::exception& e) {

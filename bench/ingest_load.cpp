@@ -67,6 +67,7 @@
 #include "cipherpulse/jws.h"
 #include "cipherpulse/paillier.h"
 #include "common/upload.h"
+#include "load_common.h"
 #include "server/admin_commands.h"
 #include "server/config.h"
 #include "store/sqlite.h"
@@ -82,16 +83,9 @@ constexpr std::int64_t kRecordSpacingMs = 5000;
 
 // ------------------------------------------------------------------------- small helpers
 
-// Set by SIGINT/SIGTERM/SIGHUP: stop the load and clean up.
-volatile sig_atomic_t g_interrupted = 0;
-
-extern "C" void on_signal(int) {
-    g_interrupted = 1;
-}
-
-bool interrupted() {
-    return g_interrupted != 0;
-}
+using bench::interrupted;
+using bench::self_cpu_seconds;
+using bench::unix_ms;
 
 template <class F>
 class ScopeExit {
@@ -109,12 +103,6 @@ class ScopeExit {
   private:
     F f_;
 };
-
-std::int64_t unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -216,13 +204,6 @@ double machine_busy_seconds() {
         }
     }
     return (total - idle) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-double self_cpu_seconds() {
-    rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
-    auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-    return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
 // ------------------------------------------------------------------------ server process
@@ -1438,13 +1419,7 @@ int main(int argc, char** argv) {
     app.add_flag("--json", o.json_output, "print one JSON line on stdout (the report on stderr)");
     CLI11_PARSE(app, argc, argv);
 
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) {
-        ::sigaction(s, &sa, nullptr);
-    }
-    ::signal(SIGPIPE, SIG_IGN);
+    bench::install_interrupt_handlers();
 
     try {
         return run(o);
