@@ -9,7 +9,7 @@ CIPHERPULSE_PACKAGES=(
   # libraries
   libgmp-dev libssl-dev libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev
   libcurl4-openssl-dev libcli11-dev libtomlplusplus-dev libsdbus-c++-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev libbenchmark-dev libeigen3-dev
   # test peers and tools: openssl CLI, Python for black-box tests and the SMTP server
   openssl curl python3 python3-aiosmtpd dbus dbus-daemon python3-dbus python3-gi
 )

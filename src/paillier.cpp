@@ -694,6 +694,60 @@ Ciphertext PublicKey::sum(std::span<const Ciphertext> ciphertexts) const {
     return Ciphertext(std::move(acc), state_->fingerprint);
 }
 
+Ciphertext PublicKey::linear_combination(std::span<const Ciphertext> ciphertexts,
+                                         std::span<const BigInt> weights) const {
+    if (ciphertexts.size() != weights.size()) {
+        throw std::invalid_argument("linear_combination: one weight per ciphertext");
+    }
+    for (const auto& c : ciphertexts) {
+        check_same_key(c);
+    }
+    const mpz_srcptr modulus = state_->n_squared.get();
+    // One left-to-right square-and-multiply over the bits of all |w_i| at once, for the
+    // positive and the negative weights separately; the negative product is inverted once.
+    auto interleaved = [&](bool negative) {
+        std::vector<std::size_t> terms;
+        std::vector<BigInt> magnitudes;
+        std::size_t top = 0;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            if ((weights[i].sign() < 0) == negative && !weights[i].is_zero()) {
+                terms.push_back(i);
+                BigInt magnitude;
+                mpz_abs(magnitude.get(), weights[i].get());
+                top = std::max<std::size_t>(top, mpz_sizeinbase(magnitude.get(), 2));
+                magnitudes.push_back(std::move(magnitude));
+            }
+        }
+        BigInt acc(1);
+        BigInt t;
+        for (std::size_t bit = top; bit-- > 0;) {
+            if (bit + 1 != top) {
+                mpz_mul(t.get(), acc.get(), acc.get());
+                mpz_tdiv_r(acc.get(), t.get(), modulus);
+            }
+            for (std::size_t k = 0; k < terms.size(); ++k) {
+                if (mpz_tstbit(magnitudes[k].get(), bit) != 0) {
+                    mpz_mul(t.get(), acc.get(), ciphertexts[terms[k]].c_.get());
+                    mpz_tdiv_r(acc.get(), t.get(), modulus);
+                }
+            }
+        }
+        return acc;
+    };
+    BigInt result = interleaved(false);
+    BigInt negative = interleaved(true);
+    if (mpz_cmp_ui(negative.get(), 1) != 0) {
+        BigInt inverse;
+        if (mpz_invert(inverse.get(), negative.get(), modulus) == 0) {
+            throw std::logic_error("validated ciphertexts have no inverse modulo n^2");
+        }
+        BigInt t;
+        mpz_mul(t.get(), result.get(), inverse.get());
+        mpz_tdiv_r(result.get(), t.get(), modulus);
+    }
+    return Ciphertext(std::move(result), state_->fingerprint);
+}
+
 Ciphertext PublicKey::rerandomize(const Ciphertext& c, EncryptionMode mode) const {
     check_same_key(c);
     BigInt rn = make_randomizer(mode);

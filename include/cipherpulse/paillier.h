@@ -145,6 +145,15 @@ class PublicKey {
     // sum: the product of all ciphertexts, i.e. Enc(sum of plaintexts). Empty input gives
     // the trivial encryption of 0 (c = 1). Large inputs are split across hardware threads.
     Ciphertext sum(std::span<const Ciphertext> ciphertexts) const;
+    // linear_combination: Enc(m_i), w_i -> Enc(sum w_i m_i mod n), for weights of either
+    // sign, as one simultaneous exponentiation (the squarings are shared by all terms; the
+    // negative terms cost one inversion in all). Cost grows with the largest |w_i|'s bit
+    // length plus the number of set bits of all weights: for 20 weights of 17 bits about
+    // 7 exponentiations' worth fewer multiplications than 20 calls of multiply(). No fresh
+    // randomness: rerandomize the result before it leaves the process. Throws
+    // std::invalid_argument for different lengths or a ciphertext of another key.
+    Ciphertext linear_combination(std::span<const Ciphertext> ciphertexts,
+                                  std::span<const BigInt> weights) const;
     // rerandomize: multiplies by a fresh randomizer; same plaintext, unlinkable ciphertext.
     Ciphertext rerandomize(const Ciphertext& c, EncryptionMode mode = EncryptionMode::kFast) const;
 

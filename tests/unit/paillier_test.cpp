@@ -114,6 +114,41 @@ TEST_P(PaillierSizes, SumOfManyMatchesSequentialAdds) {
     EXPECT_EQ(pk.sum({}).value(), BigInt(1));
 }
 
+TEST_P(PaillierSizes, LinearCombinationMatchesPlainArithmetic) {
+    const PrivateKey& key = test_key(GetParam());
+    const PublicKey& pk = key.public_key();
+    // Weights of both signs, zero, one, and different bit lengths (the shared squarings
+    // must line up the shorter exponents); plaintexts include 0 and n - 1 (i.e. -1).
+    BigInt n_minus_1;
+    mpz_sub_ui(n_minus_1.get(), pk.n().get(), 1);
+    const std::vector<BigInt> ms = {BigInt(7),       BigInt(0),  BigInt(123456), n_minus_1,
+                                    BigInt(1),       BigInt(99), BigInt(65535),  BigInt(3)};
+    const std::vector<BigInt> ws = {BigInt(131071), BigInt(-5), BigInt(-70000), BigInt(3),
+                                    BigInt(0),      BigInt(1),  BigInt(-1),     BigInt(1) };
+    std::vector<Ciphertext> cs;
+    BigInt expected(0);
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        cs.push_back(pk.encrypt(ms[i]));
+        BigInt term;
+        mpz_mul(term.get(), pk.decode_signed(ms[i]).get(), ws[i].get());
+        mpz_add(expected.get(), expected.get(), term.get());
+    }
+    // 7*131071 + 123456*(-70000) + (-1)*3 + 99 - 65535 + 3 (worked out independently):
+    EXPECT_EQ(expected, big("-8641067939"));
+    Ciphertext combined = pk.linear_combination(cs, ws);
+    EXPECT_EQ(pk.decode_signed(key.decrypt(combined)), expected);
+    // The same ciphertext as the term-by-term product (no randomness is added).
+    Ciphertext stepwise = pk.multiply(cs[0], ws[0]);
+    for (std::size_t i = 1; i < cs.size(); ++i) {
+        stepwise = pk.add(stepwise, pk.multiply(cs[i], ws[i]));
+    }
+    EXPECT_EQ(combined, stepwise);
+    // All-zero weights: the trivial encryption of 0; no terms at all: the same.
+    EXPECT_EQ(pk.linear_combination(cs, std::vector<BigInt>(cs.size())).value(), BigInt(1));
+    EXPECT_EQ(pk.linear_combination({}, {}).value(), BigInt(1));
+    EXPECT_THROW(pk.linear_combination(cs, std::vector<BigInt>(2)), std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, PaillierSizes, ::testing::Values(256u, 512u, 1024u),
                          [](const ::testing::TestParamInfo<std::size_t>& p) {
                              return "n" + std::to_string(p.param);
