@@ -13,6 +13,7 @@
 #include "decryptor/decrypt_command.h"
 #include "decryptor/keygen_command.h"
 #include "decryptor/publish_command.h"
+#include "decryptor/score_command.h"
 #include "decryptor/watch.h"
 #include "decryptor/windows_command.h"
 
@@ -160,6 +161,22 @@ int main(int argc, char** argv) {
     alerts_ack->add_option("--by", ack_by, "who acknowledges (name or role)")->required();
     alerts_ack->add_option("--note", ack_note, "a note for the record");
 
+    cipherpulse::decryptor::ScoreOptions score;
+    auto* score_cmd = app.add_subcommand(
+        "score", "risk scores of patients, computed by the server on encrypted features");
+    add_config(score_cmd);
+    score_cmd->add_option("--model", score.model, "model id (GET /v1/models lists them)")
+        ->required();
+    score_cmd->add_option("--input", score.input, "patients: CSV with a header, or JSON")
+        ->required();
+    score_cmd->add_option("--format", score.format, "table, csv or json")
+        ->check(CLI::IsMember({"table", "csv", "json"}))
+        ->capture_default_str();
+    score_cmd->add_option("--pack", score.pack,
+                          "slot packing: auto (two rows or more), always or never")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->capture_default_str();
+
     if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
         return rc;
     }
@@ -181,7 +198,7 @@ int main(int argc, char** argv) {
             return token;
         };
         namespace dec = cipherpulse::decryptor;
-        if (*watch_cmd || *stats_cmd || *verify_cmd || *alerts_cmd) {
+        if (*watch_cmd || *stats_cmd || *verify_cmd || *alerts_cmd || *score_cmd) {
             auto config = dec::load_decryptor_config(config_path);
             if (!config) {
                 std::cerr << "cipherpulse-decryptor: error: " << config.error().message << "\n";
@@ -197,6 +214,17 @@ int main(int argc, char** argv) {
             }
             if (*alerts_ack) {
                 return dec::run_alerts_ack(c, ack_id, ack_by, ack_note, std::cout, std::cerr);
+            }
+            if (*score_cmd) {
+                // Scoring uses its own key, never the data key: no window can be decrypted
+                // through it.
+                auto token = dec::read_token(c);
+                if (!token) {
+                    std::cerr << "cipherpulse-decryptor: error: " << token.error().message
+                              << "\n";
+                    return cipherpulse::common::kExitBadInput;
+                }
+                return dec::run_score(c, token.value(), score, std::cout, std::cerr);
             }
             auto keys = dec::load_key_ring(c);
             if (!keys) {

@@ -12,6 +12,7 @@
 #include "server/admin_commands.h"
 #include "server/aggregate_command.h"
 #include "server/config.h"
+#include "server/model_commands.h"
 
 int main(int argc, char** argv) {
     using namespace cipherpulse;
@@ -60,6 +61,44 @@ int main(int argc, char** argv) {
     auto* audit_cmd = app.add_subcommand("audit", "audit log")->require_subcommand(1);
     auto* audit_verify = audit_cmd->add_subcommand("verify", "check the audit hash chain");
 
+    auto* model_cmd =
+        app.add_subcommand("model", "risk models: train (owner), add|list|remove (operator), "
+                                    "predict (in the clear)")
+            ->require_subcommand(1);
+    std::string model_data, model_out = "model.json", model_file, model_id, model_input,
+                                model_format = "table";
+    bool model_replace = false;
+    scoring::TrainOptions train_options;
+    auto* model_train = model_cmd->add_subcommand(
+        "train", "fit L2-regularised logistic regression on the Cleveland table");
+    model_train->add_option("--data", model_data, "training table (CSV, label column 'target')")
+        ->required();
+    model_train->add_option("--out", model_out, "model file to write")->capture_default_str();
+    model_train->add_option("--id", train_options.id, "model id")->capture_default_str();
+    model_train->add_option("--lambda", train_options.lambda, "L2 penalty")->capture_default_str();
+    model_train->add_option("--seed", train_options.seed, "seed of the stratified split")
+        ->capture_default_str();
+    model_train->add_option("--folds", train_options.folds, "cross-validation folds")
+        ->capture_default_str();
+    model_train->add_option("--test-fraction", train_options.test_fraction,
+                            "share of each class held out for testing")
+        ->capture_default_str();
+    model_train->add_option("--scale-bits", train_options.scale_bits,
+                            "fixed point: logit = z / 2^bits (4..40)")
+        ->capture_default_str();
+    auto* model_add = model_cmd->add_subcommand("add", "validate and store a model file");
+    model_add->add_option("--file", model_file, "model file (from 'model train')")->required();
+    model_add->add_flag("--replace", model_replace, "replace a stored model with the same id");
+    auto* model_list = model_cmd->add_subcommand("list", "list stored models");
+    auto* model_remove = model_cmd->add_subcommand("remove", "remove a stored model");
+    model_remove->add_option("id", model_id, "model id")->required();
+    auto* model_predict =
+        model_cmd->add_subcommand("predict", "score a table in the clear with a model file");
+    model_predict->add_option("--model", model_file, "model file")->required();
+    model_predict->add_option("--input", model_input, "patients (CSV or JSON)")->required();
+    model_predict->add_option("--format", model_format, "table, csv or json")
+        ->capture_default_str();
+
     std::string aggregate_key;
     auto* aggregate_cmd = app.add_subcommand(
         "aggregate",
@@ -75,6 +114,16 @@ int main(int argc, char** argv) {
         if (*aggregate_cmd) {
             common::init_logging("server", log_level);
             return server::run_aggregate(aggregate_key, std::cin, std::cout, std::cerr);
+        }
+        if (*model_train) {
+            common::init_logging("server", log_level);
+            return server::run_model_train(model_data, model_out, train_options, std::cout,
+                                           std::cerr);
+        }
+        if (*model_predict) {
+            common::init_logging("server", log_level);
+            return server::run_model_predict(model_file, model_input, model_format, std::cout,
+                                             std::cerr);
         }
         server::ServerConfig config = server::ServerConfig::defaults();
         if (!config_path.empty()) {
@@ -109,6 +158,15 @@ int main(int argc, char** argv) {
         }
         if (*device_revoke) {
             return server::run_device_revoke(config, device_id, std::cout, std::cerr);
+        }
+        if (*model_add) {
+            return server::run_model_add(config, model_file, model_replace, std::cout, std::cerr);
+        }
+        if (*model_list) {
+            return server::run_model_list(config, std::cout, std::cerr);
+        }
+        if (*model_remove) {
+            return server::run_model_remove(config, model_id, std::cout, std::cerr);
         }
         if (*audit_verify) {
             return server::run_audit_verify(config, std::cout, std::cerr);

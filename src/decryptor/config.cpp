@@ -114,6 +114,28 @@ Status read_key(const toml::table& t, const std::filesystem::path& base, Decrypt
     return Ok{};
 }
 
+Status read_scoring(const toml::table& t, const std::filesystem::path&, DecryptorConfig& c) {
+    std::vector<Status> r;
+    r.push_back(check_toml_keys(t, {"key", "key_bits", "batch_rows"}, "[scoring]"));
+    std::int64_t bits = static_cast<std::int64_t>(c.scoring_key_bits);
+    std::int64_t batch = static_cast<std::int64_t>(c.scoring_batch_rows);
+    r.push_back(read_toml(t, "key", c.scoring_key, "scoring"));
+    r.push_back(read_toml(t, "key_bits", bits, "scoring"));
+    r.push_back(read_toml(t, "batch_rows", batch, "scoring"));
+    if (auto s = first_error(r); !s) {
+        return s;
+    }
+    if (bits < 2048 || bits > 8192 || bits % 2 != 0) {
+        return config_error("scoring.key_bits must be an even number within 2048..8192");
+    }
+    if (batch < 1 || batch > 100000) {
+        return config_error("scoring.batch_rows must be within 1..100000");
+    }
+    c.scoring_key_bits = static_cast<std::size_t>(bits);
+    c.scoring_batch_rows = static_cast<std::size_t>(batch);
+    return Ok{};
+}
+
 Status read_watch(const toml::table& t, const std::filesystem::path& base, DecryptorConfig& c) {
     std::vector<Status> r;
     r.push_back(check_toml_keys(t,
@@ -337,7 +359,8 @@ Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path)
     const std::filesystem::path base = path.parent_path();
     DecryptorConfig c;
     if (auto s = check_toml_keys(
-            doc, {"key", "server", "watch", "notify", "rules", "patients", "logging"}, "the file");
+            doc, {"key", "server", "watch", "notify", "scoring", "rules", "patients", "logging"},
+            "the file");
         !s) {
         return s.error();
     }
@@ -358,11 +381,13 @@ Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path)
                                                DecryptorConfig&)>>{{"key", read_key},
                                                                    {"server", read_server},
                                                                    {"watch", read_watch},
-                                                                   {"notify", read_notify}}) {
+                                                                   {"notify", read_notify},
+                                                                   {"scoring", read_scoring}}) {
         if (auto s = section(name, reader); !s) {
             return s.error();
         }
     }
+    c.scoring_key = common::resolve_config_path(base, c.scoring_key);
     if (const toml::node* node = doc.get("logging")) {
         const auto* t = node->as_table();
         if (t == nullptr) {

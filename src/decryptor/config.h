@@ -39,6 +39,11 @@ struct DecryptorConfig {
     SmtpConfig email;
     bool sms_enabled = false;
     WebhookConfig sms;
+    // [scoring]: the hospital's own Paillier key for risk scoring (never the data key, so a
+    // server answer can never make this process decrypt a patient's window), made on first use.
+    std::string scoring_key = "keys/scoring.key";
+    std::size_t scoring_key_bits = 2048;
+    std::size_t scoring_batch_rows = 1000;  // rows per request; more are sent in several
     // [rules.*], [patients.*]
     AlertingConfig alerting;
     // [logging]

@@ -24,8 +24,9 @@ namespace {
 
 constexpr int kExitAuditBroken = 3;
 
-// open_existing opens the database for an operator command; it must have been initialised.
-store::Database open_existing(const ServerConfig& config) {
+}  // namespace
+
+store::Database open_existing_database(const ServerConfig& config) {
     store::OpenOptions options;
     options.create = false;
     options.synchronous = config.synchronous;
@@ -38,8 +39,6 @@ store::Database open_existing(const ServerConfig& config) {
     store::migrate(db, server_migrations());
     return db;
 }
-
-}  // namespace
 
 int run_init(const ServerConfig& config, std::ostream& out, std::ostream& err) {
     store::OpenOptions options;
@@ -133,7 +132,7 @@ int run_token_create(const ServerConfig& config, const std::string& role_text,
         err << "cipherpulse-server: error: --expires-days must be at least 1\n";
         return common::kExitBadInput;
     }
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     store::Transaction tx(db);
     std::int64_t now = now_unix_ms();
     std::optional<std::int64_t> expires;
@@ -150,7 +149,7 @@ int run_token_create(const ServerConfig& config, const std::string& role_text,
 }
 
 int run_token_list(const ServerConfig& config, std::ostream& out, std::ostream&) {
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     out << "id\trole\tcreated_ms\texpires_ms\trevoked_ms\tlabel\n";
     for (const auto& t : list_tokens(db)) {
         out << t.id << "\t" << role_name(t.role) << "\t" << t.created_ms << "\t"
@@ -162,7 +161,7 @@ int run_token_list(const ServerConfig& config, std::ostream& out, std::ostream&)
 
 int run_token_revoke(const ServerConfig& config, std::int64_t id, std::ostream& out,
                      std::ostream& err) {
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     store::Transaction tx(db);
     std::int64_t now = now_unix_ms();
     if (!revoke_token(db, id, now)) {
@@ -187,7 +186,7 @@ int run_device_add(const ServerConfig& config, const std::string& id, const std:
         err << "cipherpulse-server: error: " << key.error().message << "\n";
         return common::kExitBadInput;
     }
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     store::Transaction tx(db);
     std::int64_t now = now_unix_ms();
     try {
@@ -213,7 +212,7 @@ int run_device_add(const ServerConfig& config, const std::string& id, const std:
 
 int run_device_revoke(const ServerConfig& config, const std::string& id, std::ostream& out,
                       std::ostream& err) {
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     store::Transaction tx(db);
     std::int64_t now = now_unix_ms();
     auto& st = db.prepare_cached(
@@ -230,7 +229,7 @@ int run_device_revoke(const ServerConfig& config, const std::string& id, std::os
 }
 
 int run_audit_verify(const ServerConfig& config, std::ostream& out, std::ostream& err) {
-    store::Database db = open_existing(config);
+    store::Database db = open_existing_database(config);
     AuditVerification v = verify_audit(db);
     if (!v.ok) {
         err << "audit log BROKEN at entry " << v.first_bad_id << ": " << v.problem << "\n";

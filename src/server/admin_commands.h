@@ -7,8 +7,14 @@
 #include <string>
 
 #include "server/config.h"
+#include "store/sqlite.h"
 
 namespace cipherpulse::server {
+
+// open_existing_database opens the database for an operator command and applies pending
+// migrations. Throws std::runtime_error when it was never initialised, SqliteError when it
+// cannot be opened.
+store::Database open_existing_database(const ServerConfig& config);
 
 // run_init creates the database (schema migrations) if needed and, when no active admin
 // token exists, creates one and prints it once on `out`.

@@ -22,8 +22,10 @@
 #include "server/audit.h"
 #include "server/auth.h"
 #include "server/ingest.h"
+#include "server/http_util.h"
 #include "server/metrics.h"
 #include "server/schema.h"
+#include "server/scoring_api.h"
 #include "server/writer.h"
 
 namespace cipherpulse::server {
@@ -183,6 +185,7 @@ class ServerState {
     std::optional<Ed25519PublicKey> identity_;
     DeviceKeyCache device_keys_;
     std::unique_ptr<httplib::Server> http_;
+    std::unique_ptr<ScoringApi> scoring_;
     std::atomic<std::uint64_t> request_ids_{0};
     std::thread sealer_;
     std::mutex sealer_mutex_;
@@ -220,46 +223,6 @@ class ServerState {
 };
 
 namespace {
-
-// problem writes an RFC 9457 problem document. `type` is a stable slug documented in
-// docs/api/openapi.yaml; `detail` never carries secrets or ciphertexts.
-void problem(httplib::Response& res, int status, const std::string& type, const std::string& title,
-             const std::string& detail, json extra = json::object()) {
-    json doc = extra.is_object() ? std::move(extra) : json::object();
-    doc["type"] = "urn:cipherpulse:problem:" + type;
-    doc["title"] = title;
-    doc["status"] = status;
-    if (!detail.empty()) {
-        doc["detail"] = detail;
-    }
-    res.status = status;
-    res.set_content(doc.dump(), "application/problem+json");
-}
-
-void send_json(httplib::Response& res, int status, const json& doc) {
-    res.status = status;
-    res.set_content(doc.dump(), "application/json");
-}
-
-std::optional<std::int64_t> query_int(const httplib::Request& req, const char* name,
-                                      std::int64_t fallback, bool& bad) {
-    if (!req.has_param(name)) {
-        return fallback;
-    }
-    const std::string v = req.get_param_value(name);
-    const std::size_t digits = (!v.empty() && v[0] == '-') ? 1 : 0;
-    if (v.size() == digits || v.size() > 19 ||
-        v.find_first_not_of("0123456789", digits) != std::string::npos) {
-        bad = true;
-        return std::nullopt;
-    }
-    try {
-        return std::stoll(v);
-    } catch (...) {
-        bad = true;
-        return std::nullopt;
-    }
-}
 
 json window_json(store::Statement& st, const std::string& cursor_field) {
     json w;
@@ -586,6 +549,16 @@ void ServerState::routes() {
     s.Get(R"(/v1/patients/([A-Za-z0-9._:-]{1,128})/windows)",
           [this](const auto& req, auto& res) { get_patient_windows(req, res); });
     s.Get("/v1/audit", [this](const auto& req, auto& res) { get_audit(req, res); });
+    scoring_ = std::make_unique<ScoringApi>(
+        config_, *writer_,
+        [this](const std::function<void(store::Database&)>& fn) {
+            auto lease = reads_->acquire();
+            fn(lease.db());
+        },
+        clock_,
+        [this](const httplib::Request& req, httplib::Response& res,
+               std::initializer_list<Role> roles) { return require(req, res, roles); });
+    scoring_->register_routes(s);
 }
 
 // ------------------------------------------------------------------------------ handlers
@@ -615,20 +588,6 @@ void ServerState::get_metrics(const httplib::Request&, httplib::Response& res) {
 
 namespace {
 
-// is_json_content_type accepts "application/json" with optional parameters (charset), in
-// any letter case, and nothing else.
-bool is_json_content_type(const httplib::Request& req) {
-    std::string value = req.get_header_value("Content-Type");
-    value = value.substr(0, value.find(';'));
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
-        value.pop_back();
-    }
-    for (auto& c : value) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return value == "application/json";
-}
-
 // header_value joins a header sent on several lines with ", " (RFC 9110 section 5.3).
 std::optional<std::string> header_value(const httplib::Request& req, const std::string& name) {
     std::size_t count = req.get_header_value_count(name);
@@ -643,20 +602,6 @@ std::optional<std::string> header_value(const httplib::Request& req, const std::
         out += req.get_header_value(name, i);
     }
     return out;
-}
-
-std::optional<json> json_body(const httplib::Request& req, httplib::Response& res) {
-    if (!is_json_content_type(req)) {
-        problem(res, 415, "unsupported-media-type", "JSON expected",
-                "send Content-Type: application/json");
-        return std::nullopt;
-    }
-    auto doc = json::parse(req.body, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-        problem(res, 400, "malformed-json", "Malformed JSON", "the body is not a JSON object");
-        return std::nullopt;
-    }
-    return doc;
 }
 
 json device_json(store::Statement& st) {

@@ -78,7 +78,7 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
     const toml::table& doc = parsed.value();
     ServerConfig c = ServerConfig::defaults();
     const std::filesystem::path base = path.parent_path();
-    if (auto s = common::check_toml_keys(doc, {"server", "storage", "ingest", "keys", "logging"},
+    if (auto s = common::check_toml_keys(doc, {"server", "storage", "ingest", "keys", "scoring", "logging"},
                                          "the file");
         !s) {
         return s.error();
@@ -208,6 +208,24 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         results.push_back(
             common::read_toml(*t, "identity_public_key", c.identity_public_key, "keys"));
         c.identity_public_key = resolve(base, c.identity_public_key);
+    }
+    if (const auto* t = doc["scoring"].as_table()) {
+        results.push_back(common::check_toml_keys(
+            *t, {"rows_per_day", "max_rows_per_request", "key_cache", "pool_size"}, "[scoring]"));
+        std::int64_t per_request = static_cast<std::int64_t>(c.scoring_max_rows_per_request),
+                     cache = static_cast<std::int64_t>(c.scoring_key_cache),
+                     pool = static_cast<std::int64_t>(c.scoring_pool_size);
+        results.push_back(common::read_toml(*t, "rows_per_day", c.scoring_rows_per_day, "scoring"));
+        results.push_back(common::read_toml(*t, "max_rows_per_request", per_request, "scoring"));
+        results.push_back(common::read_toml(*t, "key_cache", cache, "scoring"));
+        results.push_back(common::read_toml(*t, "pool_size", pool, "scoring"));
+        if (c.scoring_rows_per_day < 0 || per_request < 1 || per_request > 1000000 ||
+            cache < 1 || cache > 1024 || pool < 1 || pool > 65536) {
+            return config_error("a [scoring] value is out of range");
+        }
+        c.scoring_max_rows_per_request = static_cast<std::size_t>(per_request);
+        c.scoring_key_cache = static_cast<std::size_t>(cache);
+        c.scoring_pool_size = static_cast<std::size_t>(pool);
     }
     if (const auto* t = doc["logging"].as_table()) {
         results.push_back(common::check_toml_keys(*t, {"level"}, "[logging]"));

@@ -49,6 +49,11 @@ struct ServerConfig {
     std::vector<Granularity> granularities;
     // [keys]
     std::string identity_public_key;  // decryptor identity (PEM): key documents must verify
+    // [scoring]
+    std::int64_t scoring_rows_per_day = 10000;     // per token and UTC day; beyond: 429
+    std::size_t scoring_max_rows_per_request = 10000;
+    std::size_t scoring_key_cache = 8;              // requesters' keys kept with a warm pool
+    std::size_t scoring_pool_size = 256;            // rerandomizers kept ready per key
     // [logging]
     std::string log_level = "info";
 

@@ -9,7 +9,8 @@ namespace cipherpulse::server {
 std::string route_label(const std::string& path) {
     static const char* kFixed[] = {"/v1/health",   "/v1/ready",       "/metrics",
                                    "/v1/keys",     "/v1/keys/active", "/v1/devices",
-                                   "/v1/readings", "/v1/windows",     "/v1/audit"};
+                                   "/v1/readings", "/v1/windows",     "/v1/audit",
+                                   "/v1/models",   "/v1/scoring-keys"};
     for (const char* fixed : kFixed) {
         if (path == fixed) {
             return path;
@@ -25,6 +26,9 @@ std::string route_label(const std::string& path) {
     }
     if (starts("/v1/windows/") && ends("/records")) {
         return "/v1/windows/{id}/records";
+    }
+    if (starts("/v1/models/")) {
+        return ends("/score") ? "/v1/models/{id}/score" : "/v1/models/{id}";
     }
     if (starts("/v1/patients/") && ends("/windows")) {
         return "/v1/patients/{id}/windows";

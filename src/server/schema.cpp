@@ -127,10 +127,34 @@ CREATE VIEW window_members AS
       AND r.metric = w.metric AND r.schema = w.schema;
 )sql";
 
+// Version 4: risk scoring. Models as their owner's documents (weights included: the server
+// is the model provider); requesters' registered Paillier keys; rows scored per token and
+// UTC day, for the scoring budget.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE models (
+    id          TEXT PRIMARY KEY,
+    document    TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+CREATE TABLE scoring_keys (
+    kid         TEXT PRIMARY KEY,
+    document    TEXT NOT NULL,      -- the Paillier public key JSON
+    token_id    INTEGER NOT NULL,   -- who registered it
+    created_ms  INTEGER NOT NULL
+);
+CREATE TABLE scoring_usage (
+    token_id  INTEGER NOT NULL,
+    day       INTEGER NOT NULL,     -- Unix ms / 86,400,000
+    rows      INTEGER NOT NULL,
+    PRIMARY KEY (token_id, day)
+) WITHOUT ROWID;
+)sql";
+
 constexpr store::Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 };
 
 }  // namespace
