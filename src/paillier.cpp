@@ -1097,6 +1097,32 @@ BigInt PrivateKey::decrypt(const Ciphertext& c) const {
     return m;
 }
 
+std::optional<BigInt> PrivateKey::decrypt_small_signed(const Ciphertext& c,
+                                                       const BigInt& bound) const {
+    public_key_.check_same_key(c);
+    const PrivateKeyState& s = *state_;
+    BigInt quarter;
+    mpz_fdiv_q_2exp(quarter.get(), s.p.get(), 2);
+    if (bound.sign() < 0 || bound >= quarter) {
+        throw std::invalid_argument("decrypt_small_signed: bound must be below p / 4");
+    }
+    BigInt mp, u;
+    crt_power(u, c.c_, s.crt_p);
+    l_function(mp, u, s.p);
+    mpz_mul(mp.get(), mp.get(), s.hp.get());
+    mpz_tdiv_r(mp.get(), mp.get(), s.p.get());
+    // v >= 0 leaves m mod p = v; v < 0 (m = n - |v|) leaves p - |v|, since p divides n.
+    if (mp <= bound) {
+        return mp;
+    }
+    mpz_sub(u.get(), s.p.get(), mp.get());
+    if (u <= bound) {
+        mpz_neg(u.get(), u.get());
+        return u;
+    }
+    return std::nullopt;
+}
+
 BigInt PrivateKey::decrypt_textbook(const Ciphertext& c) const {
     public_key_.check_same_key(c);
     const auto& n = public_key_.n();

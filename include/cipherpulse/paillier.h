@@ -232,6 +232,14 @@ class PrivateKey {
     // BN_mod_exp_mont_consttime, the primitive of its RSA CRT). Throws std::invalid_argument for a
     // ciphertext of another key.
     BigInt decrypt(const Ciphertext& c) const;
+    // decrypt_small_signed reads a ciphertext known to hold a small signed value v (encoded
+    // as encode_signed does) with |v| <= bound, from the half of the CRT modulo p^2 alone:
+    // one constant-time exponentiation instead of two. Returns nullopt when m mod p lies
+    // outside [-bound, bound], i.e. the plaintext is not such a value; a larger plaintext is
+    // misread only if it is congruent to a small value modulo p, which without p happens
+    // with probability about 2 bound / p. Throws std::invalid_argument for bound >= p / 4
+    // or a negative bound, and for a ciphertext of another key.
+    std::optional<BigInt> decrypt_small_signed(const Ciphertext& c, const BigInt& bound) const;
     // decrypt_textbook computes L(c^lambda mod n^2) * mu mod n directly: slower and not
     // constant time; for cross-checks and benchmarks only.
     BigInt decrypt_textbook(const Ciphertext& c) const;

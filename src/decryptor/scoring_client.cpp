@@ -56,6 +56,10 @@ ScoringClient::ScoringClient(httplib::Client& http, std::string token, const Pri
 
 ScoringClient::~ScoringClient() = default;
 
+bool ScoringClient::wait_until_warm(std::chrono::milliseconds timeout) {
+    return !pool_ || pool_->wait_until_full(timeout);
+}
+
 ScoreResult<json> ScoringClient::post(const std::string& path, const std::string& body) {
     auto res = http_.Post(path, {{"Authorization", "Bearer " + token_}}, body, "application/json");
     if (!res) {
@@ -147,6 +151,8 @@ ScoreResult<std::vector<std::int64_t>> ScoringClient::score(
         layout = l.value();
     }
     const json key_doc = json::parse(key_json_);
+    const BigInt score_bound(static_cast<long>(
+        std::max(std::llabs(spec.score_min), std::llabs(spec.score_max))));
     const std::string path = "/v1/models/" + spec.model.id + "/score";
     std::vector<std::int64_t> scores;
     scores.reserve(rows.size());
@@ -226,7 +232,9 @@ ScoreResult<std::vector<std::int64_t>> ScoringClient::score(
             }
             answers.push_back(std::move(c).value());
         }
-        const std::vector<BigInt> plain = decrypt_all(answers);
+        // A packed result fills the plaintext; a single score is far below p, so half the CRT
+        // decryption reads it (out of range there means: not a score).
+        const std::vector<BigInt> plain = packed ? decrypt_all(answers) : std::vector<BigInt>{};
         for (std::size_t g = 0; g < counts.size(); ++g) {
             if (packed) {
                 auto z = scoring::unpack_scores(*layout, plain[g], counts[g]);
@@ -236,17 +244,16 @@ ScoreResult<std::vector<std::int64_t>> ScoringClient::score(
                 }
                 scores.insert(scores.end(), z.value().begin(), z.value().end());
             } else {
-                const BigInt v = pk.decode_signed(plain[g]);
-                const bool in_range = mpz_fits_slong_p(v.get()) != 0 &&
-                                      mpz_get_si(v.get()) >= spec.score_min &&
-                                      mpz_get_si(v.get()) <= spec.score_max;
+                const auto v = key_.decrypt_small_signed(answers[g], score_bound);
+                const bool in_range = v && mpz_get_si(v->get()) >= spec.score_min &&
+                                      mpz_get_si(v->get()) <= spec.score_max;
                 if (!in_range) {
                     return {std::nullopt, failure(4, "the server's answer for row " +
                                                          std::to_string(start + g + 1) +
                                                          " is outside the model's score range: "
                                                          "not a score of this model")};
                 }
-                scores.push_back(mpz_get_si(v.get()));
+                scores.push_back(mpz_get_si(v->get()));
             }
         }
     }

@@ -6,6 +6,8 @@
 
 #include <httplib.h>
 
+#include <chrono>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -44,6 +46,10 @@ class ScoringClient {
     ScoringClient(httplib::Client& http, std::string token, const PrivateKey& key,
                   std::size_t warm_pool = 0);
     ~ScoringClient();
+
+    // wait_until_warm blocks until the randomness pool is full (at most `timeout`); true
+    // at once without a pool.
+    bool wait_until_warm(std::chrono::milliseconds timeout);
 
     // fetch_spec reads GET /v1/models/{id}.
     ScoreResult<scoring::PublicSpec> fetch_spec(const std::string& model_id);

@@ -149,6 +149,31 @@ TEST_P(PaillierSizes, LinearCombinationMatchesPlainArithmetic) {
     EXPECT_THROW(pk.linear_combination(cs, std::vector<BigInt>(2)), std::invalid_argument);
 }
 
+TEST_P(PaillierSizes, SmallSignedDecryptionFromOneCrtHalf) {
+    const PrivateKey& key = test_key(GetParam());
+    const PublicKey& pk = key.public_key();
+    const BigInt bound(1 << 25);
+    for (long v : {0L, 1L, -1L, 33554432L, -33554432L, 14050258L, -7101894L}) {
+        Ciphertext c = pk.encrypt(pk.encode_signed(BigInt(v)).value());
+        auto small = key.decrypt_small_signed(c, bound);
+        ASSERT_TRUE(small.has_value()) << v;
+        EXPECT_EQ(*small, BigInt(v));
+        EXPECT_EQ(pk.decode_signed(key.decrypt(c)), *small);
+    }
+    // Just beyond the bound either side, and a large plaintext: not a small value.
+    for (long v : {33554433L, -33554433L}) {
+        Ciphertext c = pk.encrypt(pk.encode_signed(BigInt(v)).value());
+        EXPECT_FALSE(key.decrypt_small_signed(c, bound).has_value()) << v;
+    }
+    BigInt large;
+    mpz_fdiv_q_2exp(large.get(), pk.n().get(), 3);
+    EXPECT_FALSE(key.decrypt_small_signed(pk.encrypt(large), bound).has_value());
+    EXPECT_THROW((void)key.decrypt_small_signed(pk.encrypt(BigInt(1)), pk.n()),
+                 std::invalid_argument);
+    EXPECT_THROW((void)key.decrypt_small_signed(pk.encrypt(BigInt(1)), BigInt(-1)),
+                 std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, PaillierSizes, ::testing::Values(256u, 512u, 1024u),
                          [](const ::testing::TestParamInfo<std::size_t>& p) {
                              return "n" + std::to_string(p.param);
