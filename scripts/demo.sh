@@ -494,6 +494,44 @@ say "the server's database holds no plaintext value"
   problems+=("the plaintext check of the server's database failed")
 
 echo
+say "risk scoring: the model owner trains, the server scores encrypted features"
+cleveland="$recordings/heart_cleveland.csv"
+if [[ -f "$cleveland" ]]; then
+  mkdir -p "$work/model"
+  "$bin/cipherpulse-server" model train --data "$cleveland" --out "$work/model/model.json" \
+    2>>"$work/logs/model.log" | sed -n '1,4p' | sed 's/^/    /' ||
+    problems+=("training the risk model failed")
+  "${server[@]}" model add --file "$work/model/model.json" \
+    >/dev/null 2>>"$work/logs/model.log" || problems+=("the server did not take the model")
+  head -4 "$cleveland" > "$work/model/three-patients.csv"
+  echo "    three Cleveland rows, encrypted under the hospital's scoring key, scored by the server:"
+  if "$bin/cipherpulse-decryptor" score --config "$dconf" --model heart-cleveland-lr \
+      --input "$work/model/three-patients.csv" --format csv --log-level error \
+      > "$work/model/encrypted.csv" 2>>"$work/logs/model.log" &&
+     "$bin/cipherpulse-server" model predict --model "$work/model/model.json" \
+      --input "$work/model/three-patients.csv" --format csv > "$work/model/plain.csv" \
+      2>>"$work/logs/model.log"; then
+    /usr/bin/python3 - "$work/model/encrypted.csv" "$work/model/plain.csv" <<'PY' ||
+import csv, sys
+enc = list(csv.DictReader(open(sys.argv[1])))
+plain = list(csv.DictReader(open(sys.argv[2])))
+print("    %-4s %-22s %-22s %s" % ("row", "encrypted (server)", "plaintext model", "risk"))
+same = len(enc) == len(plain) == 3
+for e, p in zip(enc, plain):
+    same = same and e == p
+    print("    %-4s %-22s %-22s %s" % (e["row"], e["probability"], p["probability"], e["risk"]))
+print("    identical on every row: %s" % ("yes" if same else "NO"))
+sys.exit(0 if same else 1)
+PY
+      problems+=("encrypted risk scores differ from the plaintext model's")
+  else
+    problems+=("encrypted risk scoring failed (see $work/logs/model.log)")
+  fi
+else
+  echo "    note: $cleveland is missing: no risk scoring shown"
+fi
+
+echo
 elapsed=$(( SECONDS - started_at ))
 status=0
 if (( ${#problems[@]} )); then
