@@ -1,25 +1,17 @@
 #include "decryptor/score_command.h"
 
-#include <iomanip>
-#include <nlohmann/json.hpp>
 #include <ostream>
-#include <sstream>
 
 #include "common/cli.h"
 #include "common/http_client.h"
 #include "decryptor/scoring_client.h"
+#include "scoring/report.h"
 #include "scoring/table.h"
 
 namespace cipherpulse::decryptor {
 namespace {
 
 constexpr const char* kProgram = "cipherpulse-decryptor: ";
-
-std::string fixed(double v, int decimals) {
-    std::ostringstream s;
-    s << std::fixed << std::setprecision(decimals) << v;
-    return s.str();
-}
 
 }  // namespace
 
@@ -78,31 +70,7 @@ int run_score(const DecryptorConfig& config, const std::string& token, const Sco
             << scores.error.message << "\n";
         return scores.error.exit_code;
     }
-    nlohmann::json json_rows = nlohmann::json::array();
-    if (options.format == "table") {
-        out << std::left << std::setw(6) << "row" << std::setw(13) << "probability"
-            << std::setw(14) << "risk" << "logit\n";
-    } else if (options.format == "csv") {
-        out << "row,probability,risk,logit\n";
-    }
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        const double logit = scoring::logit_of(model, (*scores.value)[i]);
-        const double p = scoring::sigmoid(logit);
-        const std::string& risk = scoring::risk_class(model, p);
-        if (options.format == "table") {
-            out << std::setw(6) << i + 1 << std::setw(13) << fixed(p, 4) << std::setw(14) << risk
-                << fixed(logit, 4) << "\n";
-        } else if (options.format == "csv") {
-            out << i + 1 << "," << fixed(p, 6) << "," << risk << "," << fixed(logit, 6) << "\n";
-        } else {
-            json_rows.push_back(
-                {{"row", i + 1}, {"probability", p}, {"risk", risk}, {"logit", logit}});
-        }
-    }
-    if (options.format == "json") {
-        out << nlohmann::json{{"model", model.id}, {"packed", packed}, {"rows", json_rows}}.dump(1)
-            << "\n";
-    }
+    scoring::write_scores(out, model, *scores.value, options.format, &packed);
     err << "scored " << rows.size() << " row(s) with model " << model.id
         << (packed ? " (packed)" : "") << "; the server saw ciphertexts only\n";
     return common::kExitOk;

@@ -8,6 +8,7 @@
 
 #include "common/cli.h"
 #include "scoring/model.h"
+#include "scoring/report.h"
 #include "scoring/table.h"
 #include "server/admin_commands.h"
 #include "server/app.h"
@@ -166,13 +167,7 @@ int run_model_predict(const std::filesystem::path& model_file,
         return common::kExitBadInput;
     }
     const scoring::Model& m = model.value();
-    nlohmann::json rows = nlohmann::json::array();
-    if (format == "table") {
-        out << std::left << std::setw(6) << "row" << std::setw(13) << "probability"
-            << std::setw(14) << "risk" << "logit\n";
-    } else if (format == "csv") {
-        out << "row,probability,risk,logit\n";
-    }
+    std::vector<std::int64_t> z;
     for (std::size_t i = 0; i < table.value().rows.size(); ++i) {
         auto x = scoring::encode_row(m, table.value().row_values(i));
         if (!x) {
@@ -180,21 +175,9 @@ int run_model_predict(const std::filesystem::path& model_file,
                 << x.error().message << "\n";
             return common::kExitBadInput;
         }
-        const double logit = scoring::logit_of(m, scoring::fixed_score(m, x.value()));
-        const double p = scoring::sigmoid(logit);
-        const std::string& risk = scoring::risk_class(m, p);
-        if (format == "table") {
-            out << std::setw(6) << i + 1 << std::setw(13) << fixed(p, 4) << std::setw(14) << risk
-                << fixed(logit, 4) << "\n";
-        } else if (format == "csv") {
-            out << i + 1 << "," << fixed(p, 6) << "," << risk << "," << fixed(logit, 6) << "\n";
-        } else {
-            rows.push_back({{"row", i + 1}, {"probability", p}, {"risk", risk}, {"logit", logit}});
-        }
+        z.push_back(scoring::fixed_score(m, x.value()));
     }
-    if (format == "json") {
-        out << nlohmann::json{{"model", m.id}, {"rows", rows}}.dump(1) << "\n";
-    }
+    scoring::write_scores(out, m, z, format);
     return common::kExitOk;
 }
 
