@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "server/admin_commands.h"
 #include "server/aggregate_command.h"
+#include "server/cohort_commands.h"
 #include "server/config.h"
 #include "server/model_commands.h"
 
@@ -99,6 +100,40 @@ int main(int argc, char** argv) {
     model_predict->add_option("--format", model_format, "table, csv or json")
         ->capture_default_str();
 
+    auto* cohort_cmd = app.add_subcommand("cohort", "cohorts: named sets of patients analysts "
+                                                    "may query")
+                           ->require_subcommand(1);
+    std::string cohort_name;
+    std::vector<std::string> cohort_patients;
+    std::string cohort_patients_file;
+    std::optional<std::string> cohort_description;
+    auto* cohort_add = cohort_cmd->add_subcommand("add", "create a cohort or add patients to it");
+    cohort_add->add_option("name", cohort_name, "cohort name")->required();
+    cohort_add->add_option("--patient", cohort_patients, "patient id (repeatable)");
+    cohort_add->add_option("--patients-file", cohort_patients_file,
+                           "file of patient ids, one per line ('#' comments)");
+    cohort_add->add_option("--description", cohort_description, "what the cohort is");
+    auto* cohort_remove = cohort_cmd->add_subcommand(
+        "remove", "remove patients from a cohort, or the whole cohort without --patient");
+    cohort_remove->add_option("name", cohort_name, "cohort name")->required();
+    cohort_remove->add_option("--patient", cohort_patients, "patient id (repeatable)");
+    auto* cohort_list = cohort_cmd->add_subcommand("list", "list cohorts and their sizes");
+    auto* cohort_show = cohort_cmd->add_subcommand("show", "list a cohort's members");
+    cohort_show->add_option("name", cohort_name, "cohort name")->required();
+
+    auto* analyst_cmd = app.add_subcommand("analyst", "analysts' result keys")
+                            ->require_subcommand(1);
+    std::int64_t analyst_token = 0;
+    std::string analyst_key_path;
+    auto* analyst_key = analyst_cmd->add_subcommand(
+        "key", "register the X25519 public key results are sealed to for an analyst token");
+    analyst_key->add_option("--token-id", analyst_token, "analyst token id (from 'token list')")
+        ->required();
+    analyst_key->add_option("--public-key", analyst_key_path,
+                            "the analyst's X25519 public key (PEM, from 'cipherpulse-analyst "
+                            "init')")
+        ->required();
+
     std::string aggregate_key;
     auto* aggregate_cmd = app.add_subcommand(
         "aggregate",
@@ -167,6 +202,25 @@ int main(int argc, char** argv) {
         }
         if (*model_remove) {
             return server::run_model_remove(config, model_id, std::cout, std::cerr);
+        }
+        if (*cohort_add) {
+            return server::run_cohort_add(config, cohort_name, cohort_patients,
+                                          cohort_patients_file, cohort_description, std::cout,
+                                          std::cerr);
+        }
+        if (*cohort_remove) {
+            return server::run_cohort_remove(config, cohort_name, cohort_patients, std::cout,
+                                             std::cerr);
+        }
+        if (*cohort_list) {
+            return server::run_cohort_list(config, std::cout, std::cerr);
+        }
+        if (*cohort_show) {
+            return server::run_cohort_show(config, cohort_name, std::cout, std::cerr);
+        }
+        if (*analyst_key) {
+            return server::run_analyst_key(config, analyst_token, analyst_key_path, std::cout,
+                                           std::cerr);
         }
         if (*audit_verify) {
             return server::run_audit_verify(config, std::cout, std::cerr);

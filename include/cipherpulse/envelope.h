@@ -7,10 +7,11 @@
 // Only the holder of the recipient's private key can read the plaintext; the recipient
 // knows that the holder of the sender's Ed25519 key signed it, for that recipient, with
 // that header. The header travels in the clear (it is authenticated, not encrypted).
-// Two limits: the sender's key is not part of the key derivation, so whoever holds an
-// envelope can re-sign its ciphertext as their own (a valid envelope from S proves that S
-// sent these bytes, not that S wrote the plaintext); and nothing stops a replay, so put a
-// sequence number or an expiry in the header and check it after open_envelope.
+// The sender's Ed25519 public key is part of the key derivation, so a ciphertext stripped
+// of its signature and re-signed by another key does not decrypt for anyone expecting
+// that other key: an envelope that opens as from S was sealed as from S. One limit:
+// nothing stops a replay, so put a sequence number or an expiry in the header and check it
+// after open_envelope.
 #pragma once
 
 #include <array>
@@ -189,8 +190,9 @@ std::size_t envelope_size(std::size_t header_bytes, std::size_t plaintext_bytes)
 // X25519 public key, iv the 12-byte GCM nonce, ct the AES-256-GCM ciphertext followed by
 // its 16-byte tag, sig the sender's Ed25519 signature (all base64url without padding).
 // The key is HKDF-SHA256(ikm = X25519(ephemeral, recipient), salt = epk || recipient raw,
-// info = "cipherpulse-envelope/1 aes-256-gcm"), the GCM associated data the header bytes,
-// and the signed message
+// info = "cipherpulse-envelope/1 aes-256-gcm" || sender raw (the 32-byte Ed25519 public
+// key of `sender`), L = 32), the GCM associated data the header bytes, and the signed
+// message
 //   "cipherpulse-envelope/1" || 0x00 || u32be(len(hdr)) || hdr || recipient raw (32) ||
 //   epk (32) || iv (12) || u32be(len(ct)) || ct.
 // `header` is any bytes; it travels in the clear. The ephemeral key and the IV come from
@@ -241,7 +243,8 @@ struct OpenedEnvelope {
 //  - kBadSignature: the signature does not verify with `sender` (checked before any use of
 //    the recipient's private key);
 //  - kInvalidKey: epk is a point of small order (all-zero shared secret);
-//  - kBadSignature: the GCM tag does not verify ("envelope does not decrypt").
+//  - kBadSignature: the GCM tag does not verify ("envelope does not decrypt"), also when
+//    the signature verifies but the envelope was sealed with another sender key.
 // Any JSON white space and member order is accepted; the signature covers the decoded
 // values, not the JSON text. Never throws for bad input (std::logic_error for a moved-from
 // key). Safe to call from several threads at once.

@@ -16,7 +16,7 @@
 // They are not constant-time; do not expose per-release timing to an adversary who also
 // sees the release.
 //
-// Floating point appears only in the reported figures (laplace_interval_95,
+// Floating point appears only in the reported figures (laplace_interval,
 // discrete_laplace_pmf), never in a value that is released.
 #pragma once
 
@@ -93,25 +93,26 @@ Wide uniform_below(Wide n, UniformSource& source);
 // @throws std::invalid_argument if den == 0 or num > den; whatever `source` throws.
 bool bernoulli_rational(Wide num, Wide den, UniformSource& source);
 
-// kMaxBernoulliExpDen bounds the denominator bernoulli_exp accepts: its series draws
-// uniform_below(den * k), and k (a trial counter) cannot reach 2^64 in any real run, so
-// den < 2^64 keeps den * k inside 128 bits.
-inline constexpr Wide kMaxBernoulliExpDen = Wide{1} << 64;
-
 // bernoulli_exp returns true with probability exactly exp(-num / den) (CKS 2020,
-// Algorithm 1). For gamma = num/den in [0, 1] it runs the series K = 1, 2, ... of
-// Bernoulli(gamma / K) trials until one fails and returns whether the last K is odd; for
-// gamma > 1 it needs floor(gamma) successes of Bernoulli(exp(-1)) and then one of
-// Bernoulli(exp(-(gamma - floor(gamma)))). num = 0 returns true without drawing. Expected
-// draws are O(1) whatever gamma is.
-// @throws std::invalid_argument if den == 0 or den >= kMaxBernoulliExpDen; whatever
-//         `source` throws.
+// Algorithm 1), for any num and any den >= 1. For gamma = num/den in [0, 1] it runs the
+// series K = 1, 2, ... of Bernoulli(gamma / K) trials until one fails and returns whether
+// the last K is odd; for gamma > 1 it needs floor(gamma) successes of Bernoulli(exp(-1))
+// and then one of Bernoulli(exp(-(gamma - floor(gamma)))). A trial is one uniform draw
+// below den * K when that product fits in 128 bits, and otherwise Bernoulli(num / den)
+// and Bernoulli(1 / K) together, which has the same law. num = 0 returns true without
+// drawing. Expected draws are O(1) whatever gamma and den are.
+// @throws std::invalid_argument if den == 0; whatever `source` throws.
 bool bernoulli_exp(Wide num, Wide den, UniformSource& source);
 
-// kMaxScaleTerm bounds both terms of a discrete Laplace scale (exclusive): with
-// scale_num, scale_den < 2^62 every intermediate (U + scale_num * V with V < 2^64, the
-// counters of Algorithm 1) stays below 2^127, so a sample always fits a SignedWide.
-inline constexpr Wide kMaxScaleTerm = Wide{1} << 62;
+// kMaxScaleTerm is the largest numerator or denominator (inclusive) of a discrete Laplace
+// scale: 2^100, about 1.27e30. It keeps U + scale_num * V (the sampler's geometric value)
+// below 2^127 for every V below kMaxGeometricCount, so a sample always fits a SignedWide.
+inline constexpr Wide kMaxScaleTerm = Wide{1} << 100;
+
+// kMaxGeometricCount caps the sampler's count V of Bernoulli(exp(-1)) successes: reaching
+// it has probability exp(-2^26) (a number with some 29 million zeros after the point), and
+// the sampler then draws again.
+inline constexpr std::uint64_t kMaxGeometricCount = std::uint64_t{1} << 26;
 
 // sample_discrete_laplace returns X with P(X = x) proportional to exp(-|x| / t), where the
 // scale t = scale_num / scale_den (CKS 2020, Algorithm 2, with the paper's t = scale_num
@@ -121,7 +122,14 @@ inline constexpr Wide kMaxScaleTerm = Wide{1} << 62;
 // exp(-1 / t); attach a fair sign and reject (negative, 0) so 0 is not counted twice.
 // Adding it to an integer statistic of sensitivity D with t = D / epsilon gives
 // epsilon-differential privacy.
-// @throws std::invalid_argument if scale_num or scale_den is 0 or >= kMaxScaleTerm;
+// Exactness: the law is exact except that V is conditioned on V < kMaxGeometricCount, a
+// total-variation change below exp(-2^26) (formally an (epsilon, delta) guarantee with
+// that delta). The terms need not be in lowest terms.
+// Cost: O(1) expected draws for every accepted scale, from 2^-100 to 2^100: U is one
+// uniform draw (two 64-bit words when scale_num > 2^64), it is kept with probability
+// about 0.63, the Bernoulli(exp(-U / scale_num)) series needs at most e trials on
+// average, and V averages 0.58; V never loops t times.
+// @throws std::invalid_argument if scale_num or scale_den is 0 or > kMaxScaleTerm;
 //         whatever `source` throws.
 SignedWide sample_discrete_laplace(Wide scale_num, Wide scale_den, UniformSource& source);
 
@@ -137,28 +145,46 @@ inline SignedWide sample_discrete_laplace(Scale scale, UniformSource& source) {
     return sample_discrete_laplace(scale.num, scale.den, source);
 }
 
-// kMaxSensitivity bounds laplace_scale's sensitivity (exclusive): sensitivity * 1000 then
-// stays below kMaxScaleTerm.
-inline constexpr Wide kMaxSensitivity = kMaxScaleTerm / 1000;
+// laplace_scale returns the scale for releasing `shares` sums, each of the given
+// sensitivity, under a total budget epsilon = epsilon_milli / 1000 split equally between
+// them (epsilon / shares each, basic composition): t = sensitivity * shares * 1000 /
+// epsilon_milli, reduced to lowest terms. The result is always accepted by
+// sample_discrete_laplace and laplace_interval. Every sensitivity with sensitivity *
+// shares * 1000 <= kMaxScaleTerm (sensitivity * shares up to about 1.27e27) is accepted
+// for every epsilon; larger ones only when the reduction brings the numerator down to
+// kMaxScaleTerm. No intermediate product can overflow.
+// @throws std::invalid_argument if sensitivity, epsilon_milli or shares is 0.
+// @throws std::out_of_range if the numerator in lowest terms exceeds kMaxScaleTerm (the
+//         noise would not be representable); nothing is returned then.
+Scale laplace_scale(Wide sensitivity, std::uint32_t epsilon_milli, std::uint32_t shares = 1);
 
-// laplace_scale returns the scale t = sensitivity / epsilon for epsilon = epsilon_milli /
-// 1000, that is sensitivity * 1000 / epsilon_milli, reduced to lowest terms. The result is
-// always accepted by sample_discrete_laplace.
-// @throws std::invalid_argument if sensitivity == 0, sensitivity >= kMaxSensitivity or
-//         epsilon_milli == 0.
-Scale laplace_scale(Wide sensitivity, std::uint32_t epsilon_milli);
+// kPartsPerMillion is the unit of laplace_interval's level: 950'000 is 95 %.
+inline constexpr std::uint32_t kPartsPerMillion = 1'000'000;
 
-// laplace_interval_95 returns the smallest integer w >= 0 with P(|X| <= w) >= 0.95 for the
-// discrete Laplace X of scale t, using P(|X| > w) = 2 q^(w+1) / (1 + q), q = exp(-1/t).
-// A reported figure, not a sampling decision: it is w = (needed - 1) / den with needed =
-// ceil(num * (ln 20 - log1p(expm1(-1/t) / 2))), where num * ln 20 is taken in 128-bit fixed
-// point and only the small term num * log1p(...) in long double. So it cannot overflow for
-// any accepted scale (t from 2^-62 to ~4.6e18) and is the exact minimum unless that
-// product lies within a relative ~1e-18 of an integer (checked against 80-digit values
-// for t up to 4.6e18). Because X is integer, the coverage at w can be well above 0.95 for
-// small t (0.973 at t = 1).
-// @throws std::invalid_argument if scale.num or scale.den is 0 or >= kMaxScaleTerm.
-Wide laplace_interval_95(Scale scale);
+// laplace_interval returns the smallest integer w >= 0 with P(|X| <= w) >= level for the
+// discrete Laplace X of scale t, where level = level_ppm / 10^6, using the closed form
+// P(|X| > w) = 2 q^(w+1) / (1 + q), q = exp(-1/t): w + 1 = ceil(t * (ln(1 / alpha) +
+// delta)), alpha = 1 - level, delta = -ln((1 + q) / 2) in (0, min(ln 2, 1 / (2t))]. So
+// t ln(1/alpha) - 1 <= w < t ln(1/alpha) + 1/2 for every t. For a Bonferroni combination
+// of m intervals with overall level L (ppm), pass 10^6 - floor((10^6 - L) / m), which
+// rounds towards more coverage: 995'834 for m = 12 at 95 % (m above 10^6 - L leaves no
+// valid level).
+// Precision: a reported figure, not a sampling decision. ln(1/alpha) is computed in
+// 128-bit fixed point (absolute error below 2^-121) and multiplied by scale.num exactly;
+// only delta, whose contribution t * delta is at most 1/2, is taken in long double. The
+// result is the exact minimum unless t * (ln(1/alpha) + delta) lies within about t *
+// 2^-120 + 2^-60 of an integer (below 5e-18 for t up to 2^62, about 1e-6 at t = 2^100),
+// in which case it can be one off. Because X is integer, the coverage at w can be well above the
+// level for small t (0.973 at t = 1 for 95 %).
+// @throws std::invalid_argument if scale.num or scale.den is 0 or > kMaxScaleTerm, or
+//         level_ppm is 0 or >= kPartsPerMillion.
+Wide laplace_interval(Scale scale, std::uint32_t level_ppm);
+
+// laplace_interval_95 is laplace_interval(scale, 950'000), the 95 % half-width.
+// @throws std::invalid_argument as laplace_interval does.
+inline Wide laplace_interval_95(Scale scale) {
+    return laplace_interval(scale, 950'000);
+}
 
 // discrete_laplace_pmf returns P(X = x) = (1 - q) / (1 + q) * q^|x|, q = exp(-1/t), in
 // floating point, for tests and documentation.

@@ -25,6 +25,7 @@
 #include "server/http_util.h"
 #include "server/metrics.h"
 #include "server/schema.h"
+#include "server/cohort_api.h"
 #include "server/scoring_api.h"
 #include "server/writer.h"
 
@@ -186,6 +187,7 @@ class ServerState {
     DeviceKeyCache device_keys_;
     std::unique_ptr<httplib::Server> http_;
     std::unique_ptr<ScoringApi> scoring_;
+    std::unique_ptr<CohortApi> cohorts_;
     std::atomic<std::uint64_t> request_ids_{0};
     std::thread sealer_;
     std::mutex sealer_mutex_;
@@ -549,16 +551,20 @@ void ServerState::routes() {
     s.Get(R"(/v1/patients/([A-Za-z0-9._:-]{1,128})/windows)",
           [this](const auto& req, auto& res) { get_patient_windows(req, res); });
     s.Get("/v1/audit", [this](const auto& req, auto& res) { get_audit(req, res); });
-    scoring_ = std::make_unique<ScoringApi>(
-        config_, *writer_,
-        [this](const std::function<void(store::Database&)>& fn) {
-            auto lease = reads_->acquire();
-            fn(lease.db());
-        },
-        clock_,
-        [this](const httplib::Request& req, httplib::Response& res,
-               std::initializer_list<Role> roles) { return require(req, res, roles); });
+    // The party APIs read on a pooled read-only connection and authenticate as the rest.
+    auto read = [this](const std::function<void(store::Database&)>& fn) {
+        auto lease = reads_->acquire();
+        fn(lease.db());
+    };
+    auto require_role = [this](const httplib::Request& req, httplib::Response& res,
+                               std::initializer_list<Role> roles) {
+        return require(req, res, roles);
+    };
+    scoring_ = std::make_unique<ScoringApi>(config_, *writer_, read, clock_, require_role);
     scoring_->register_routes(s);
+    cohorts_ = std::make_unique<CohortApi>(config_, *writer_, read, clock_, require_role,
+                                           [this] { return keys_.active(); });
+    cohorts_->register_routes(s);
 }
 
 // ------------------------------------------------------------------------------ handlers

@@ -78,7 +78,7 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
     const toml::table& doc = parsed.value();
     ServerConfig c = ServerConfig::defaults();
     const std::filesystem::path base = path.parent_path();
-    if (auto s = common::check_toml_keys(doc, {"server", "storage", "ingest", "keys", "scoring", "logging"},
+    if (auto s = common::check_toml_keys(doc, {"server", "storage", "ingest", "keys", "scoring", "cohort", "logging"},
                                          "the file");
         !s) {
         return s.error();
@@ -226,6 +226,22 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
         c.scoring_max_rows_per_request = static_cast<std::size_t>(per_request);
         c.scoring_key_cache = static_cast<std::size_t>(cache);
         c.scoring_pool_size = static_cast<std::size_t>(pool);
+    }
+    if (const auto* t = doc["cohort"].as_table()) {
+        results.push_back(common::check_toml_keys(
+            *t, {"record_seconds", "max_range_days", "max_patients"}, "[cohort]"));
+        std::int64_t patients = static_cast<std::int64_t>(c.cohort_max_patients);
+        results.push_back(
+            common::read_toml(*t, "record_seconds", c.cohort_record_seconds, "cohort"));
+        results.push_back(
+            common::read_toml(*t, "max_range_days", c.cohort_max_range_days, "cohort"));
+        results.push_back(common::read_toml(*t, "max_patients", patients, "cohort"));
+        if (c.cohort_record_seconds < 1 || c.cohort_record_seconds > 3600 ||
+            c.cohort_max_range_days < 1 || c.cohort_max_range_days > 366 || patients < 1 ||
+            patients > 100000) {
+            return config_error("a [cohort] value is out of range");
+        }
+        c.cohort_max_patients = static_cast<std::size_t>(patients);
     }
     if (const auto* t = doc["logging"].as_table()) {
         results.push_back(common::check_toml_keys(*t, {"level"}, "[logging]"));

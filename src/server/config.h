@@ -54,6 +54,10 @@ struct ServerConfig {
     std::size_t scoring_max_rows_per_request = 10000;
     std::size_t scoring_key_cache = 8;              // requesters' keys kept with a warm pool
     std::size_t scoring_pool_size = 256;            // rerandomizers kept ready per key
+    // [cohort]
+    std::int64_t cohort_record_seconds = 5;  // the edges' micro-window: caps records per patient
+    std::int64_t cohort_max_range_days = 92;
+    std::size_t cohort_max_patients = 10000;
     // [logging]
     std::string log_level = "info";
 

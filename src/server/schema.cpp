@@ -150,11 +150,52 @@ CREATE TABLE scoring_usage (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: cohort statistics. Cohorts are named patient sets (metadata the server may
+// know); analysts' X25519 result keys; queries with their canonical document (what the
+// approver signs), the encrypted aggregate, the signed decision and the sealed result.
+constexpr std::string_view kSchemaV5 = R"sql(
+CREATE TABLE cohorts (
+    name         TEXT PRIMARY KEY,
+    description  TEXT NOT NULL DEFAULT '',
+    created_ms   INTEGER NOT NULL
+);
+CREATE TABLE cohort_members (
+    cohort    TEXT NOT NULL REFERENCES cohorts (name),
+    patient   TEXT NOT NULL,
+    added_ms  INTEGER NOT NULL,
+    PRIMARY KEY (cohort, patient)
+) WITHOUT ROWID;
+CREATE TABLE analyst_keys (
+    token_id        INTEGER PRIMARY KEY,
+    public_key_pem  TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL
+);
+CREATE TABLE queries (
+    id           TEXT PRIMARY KEY,
+    token_id     INTEGER NOT NULL,
+    status       TEXT NOT NULL
+                 CHECK (status IN ('pending', 'approved', 'rejected', 'released', 'refused')),
+    document     TEXT NOT NULL,   -- canonical query document (cipherpulse-query/1)
+    hash         TEXT NOT NULL,   -- its canonical hash
+    aggregate    BLOB NOT NULL,   -- product of the windows' aggregates mod n^2
+    decision     TEXT,            -- the approver's JWS
+    result       TEXT,            -- the sealed release (cipherpulse-envelope/1)
+    reason       TEXT,
+    created_ms   INTEGER NOT NULL,
+    decided_ms   INTEGER,
+    finished_ms  INTEGER
+);
+CREATE INDEX queries_token ON queries (token_id, created_ms);
+CREATE INDEX queries_status ON queries (status, created_ms);
+)sql";
+
 constexpr store::Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
     {4, kSchemaV4},
+    {5, kSchemaV5},
 };
 
 }  // namespace

@@ -447,6 +447,12 @@ TEST_P(EnvelopeKat, KeysMatch) {
     EXPECT_EQ(to_vector(recipient_key.public_key().raw()), hex_member(v_, "recipient_public"));
     EXPECT_EQ(to_vector(ephemeral_key.public_key().raw()), hex_member(v_, "ephemeral_public"));
     EXPECT_EQ(to_vector(sender().public_key().raw()), hex_member(v_, "sender_public"));
+    // The vectors bind the sender's key into the HKDF info as envelope.h documents.
+    constexpr std::string_view kInfoLabel = "cipherpulse-envelope/1 aes-256-gcm";
+    Bytes info(kInfoLabel.begin(), kInfoLabel.end());
+    Bytes sender_raw = to_vector(sender().public_key().raw());
+    info.insert(info.end(), sender_raw.begin(), sender_raw.end());
+    EXPECT_EQ(hex_member(v_, "kdf_info"), info);
     EXPECT_EQ(recipient_key.public_key().fingerprint(),
               v_.at("recipient_fingerprint").get<std::string>());
     EXPECT_EQ(to_vector(x25519_shared_for_test(ephemeral_key, recipient_key.public_key())),
@@ -646,6 +652,37 @@ TEST_F(EnvelopeTest, WrongSenderKeyIsRefused) {
     auto refused = open(forged);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, ErrorCode::kBadSignature);
+}
+
+TEST_F(EnvelopeTest, ResignedByAnotherKeyDoesNotOpenForThatKey) {
+    // A third party strips the signature and signs the same hdr, rcpt, epk, iv and ct with
+    // its own key. The signature verifies with that key, but the AES key was derived for
+    // the real sender's key, so the envelope must not open as the third party's.
+    auto thief = Ed25519PrivateKey::generate();
+    const std::string original = seal();
+    const std::string stolen = resign(members(original), recipient_.public_key(), thief);
+    auto before = members(original);
+    auto after = members(stolen);
+    for (const char* name : {"v", "hdr", "rcpt", "epk", "iv", "ct"}) {
+        ASSERT_EQ(after[name], before[name]) << name;
+    }
+    ASSERT_NE(after["sig"], before["sig"]);
+
+    auto opened = open_envelope(stolen, recipient_, thief.public_key());
+    ASSERT_FALSE(opened.ok()) << "re-signed envelope opened as the thief's";
+    EXPECT_EQ(opened.error().code, ErrorCode::kBadSignature);
+    EXPECT_NE(opened.error().message.find("envelope does not decrypt"), std::string::npos)
+        << opened.error().message;
+
+    // Neither does it open as the real sender's (the signature is the thief's); the
+    // original still does.
+    auto as_sender = open(stolen);
+    ASSERT_FALSE(as_sender.ok());
+    EXPECT_EQ(as_sender.error().code, ErrorCode::kBadSignature);
+    EXPECT_NE(as_sender.error().message.find("signature"), std::string::npos);
+    auto control = open(original);
+    ASSERT_TRUE(control.ok()) << control.error().message;
+    EXPECT_EQ(to_string(control.value().plaintext), "set-interval 30s");
 }
 
 TEST_F(EnvelopeTest, SignedButUndecryptableIsRefused) {

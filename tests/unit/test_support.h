@@ -1,7 +1,10 @@
-// Helpers shared by the unit tests: cached test keys, temporary directories, repo paths.
+// Helpers shared by the unit tests: cached test keys, temporary directories, repo paths,
+// and goodness-of-fit statistics for samplers.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,5 +72,65 @@ class ChildProcess {
     std::string buffer_;
     bool reaped_ = false;
 };
+
+// ---- statistics -------------------------------------------------------------------------
+//
+// Generic checks of a sampler against a known distribution on the integers. Samples and
+// bin edges are 128-bit so that very wide distributions fit; probabilities are long double.
+
+// Int128 is the signed 128-bit integer samples are held in (a GCC/Clang extension).
+__extension__ using Int128 = __int128;
+
+// regularized_gamma_q is Q(a, x) = Gamma(a, x) / Gamma(a) for a > 0: the power series for
+// P when x < a + 1, Lentz's continued fraction for Q otherwise (relative error ~1e-12).
+double regularized_gamma_q(double a, double x);
+
+// chi_square_p_value is P(chi^2 with df degrees of freedom >= statistic).
+double chi_square_p_value(double statistic, int df);
+
+// IntegerBins is a partition of the integers for a chi-square test: bin i holds the x with
+// upper[i-1] < x <= upper[i] (upper[-1] = -inf; the last bin, one past upper, is unbounded
+// above). probability[i] is the distribution's mass in bin i.
+struct IntegerBins {
+    std::vector<Int128> upper;
+    std::vector<double> probability;
+
+    std::size_t index(Int128 x) const;
+};
+
+// IntegerCdf is x -> P(X <= x) of a distribution on the integers.
+using IntegerCdf = std::function<long double(Int128)>;
+
+// integer_quantile returns the smallest x in (lo, hi] with cdf(x) >= u, by bisection;
+// requires cdf(lo) < u <= cdf(hi).
+Int128 integer_quantile(const IntegerCdf& cdf, long double u, Int128 lo, Int128 hi);
+
+// quantile_bins cuts at the quantiles of every percentile and, finer, of both tails down
+// to 5e-5, then pools neighbours until each bin expects at least 5 of `samples` draws.
+// [lo, hi] must bracket those quantiles: cdf(lo) < 5e-5 and cdf(hi) >= 1 - 5e-5.
+IntegerBins quantile_bins(const IntegerCdf& cdf, Int128 lo, Int128 hi, std::size_t samples);
+
+// ChiSquareFit is Pearson's statistic, its degrees of freedom (bins - 1) and p-value.
+struct ChiSquareFit {
+    double statistic = 0;
+    int df = 0;
+    double p_value = 0;
+};
+
+// chi_square_fit tests `samples` against the bin probabilities.
+ChiSquareFit chi_square_fit(const std::vector<Int128>& samples, const IntegerBins& bins);
+
+// MomentCheck gives the sample mean and variance as deviations, in standard errors, from a
+// distribution's mean and variance: mean_z = (mean - mu) / sqrt(var / n) and variance_z =
+// (s^2 - var) / sqrt((mu4 - var^2) / n), mu4 the fourth central moment (large-sample
+// standard errors; s^2 is taken about the sample mean).
+struct MomentCheck {
+    double mean_z = 0;
+    double variance_z = 0;
+};
+
+// check_moments computes the MomentCheck of `samples` (at least 2) in long double.
+MomentCheck check_moments(const std::vector<Int128>& samples, long double mean,
+                          long double variance, long double fourth_central_moment);
 
 }  // namespace cipherpulse::testing

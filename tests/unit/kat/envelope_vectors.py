@@ -18,7 +18,8 @@ The format (docs: include/cipherpulse/envelope.h):
 
     shared = X25519(ephemeral_private, recipient_public)       (never all zero)
     key    = HKDF-SHA256(ikm = shared, salt = epk || recipient_public,
-                         info = "cipherpulse-envelope/1 aes-256-gcm", L = 32)
+                         info = "cipherpulse-envelope/1 aes-256-gcm" || sender_public,
+                         L = 32)              (sender_public: raw 32-byte Ed25519 key)
     ct     = AES-256-GCM(key, iv, plaintext, aad = header)     (ciphertext || tag)
     sig    = Ed25519(sender, "cipherpulse-envelope/1" || 0x00 || u32be(len(header))
                      || header || recipient_public || epk || iv || u32be(len(ct)) || ct)
@@ -119,13 +120,16 @@ def build(name, recipient_private, ephemeral_private, sender_seed, iv, header, p
     sender = Ed25519PrivateKey.from_private_bytes(sender_seed)
     recipient_public = raw_public(recipient)
     epk = raw_public(ephemeral)
+    sender_public = raw_public(sender)
 
     shared = ephemeral.exchange(recipient.public_key())
     assert shared == recipient.exchange(ephemeral.public_key())
     assert shared != bytes(32)
     salt = epk + recipient_public
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=KDF_INFO).derive(shared)
-    assert key == hkdf_sha256_stdlib(shared, salt, KDF_INFO, 32), "HKDF implementations differ"
+    info = KDF_INFO + sender_public
+    assert len(info) == len(KDF_INFO) + 32
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(shared)
+    assert key == hkdf_sha256_stdlib(shared, salt, info, 32), "HKDF implementations differ"
 
     ct = AESGCM(key).encrypt(iv, plaintext, header)
     assert len(ct) == len(plaintext) + 16
@@ -161,7 +165,8 @@ def build(name, recipient_private, ephemeral_private, sender_seed, iv, header, p
         "shared_secret": shared.hex(),
         "aes_key": key.hex(),
         "sender_seed": sender_seed.hex(),
-        "sender_public": raw_public(sender).hex(),
+        "sender_public": sender_public.hex(),
+        "kdf_info": info.hex(),
         "iv": iv.hex(),
         "header": header.hex(),
         "plaintext": plaintext.hex(),
