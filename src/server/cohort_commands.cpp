@@ -144,7 +144,7 @@ int run_analyst_key(const ServerConfig& config, std::int64_t token_id,
                     const std::string& public_key_path, std::ostream& out, std::ostream& err) {
     auto key = X25519PublicKey::load(public_key_path);
     if (!key) {
-        err << kProgram << "error: " << public_key_path << ": " << key.error().message << "\n";
+        err << kProgram << "error: " << key.error().message << "\n";
         return common::kExitBadInput;
     }
     store::Database db = open_existing_database(config);
