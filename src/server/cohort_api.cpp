@@ -31,6 +31,9 @@ constexpr const char* kAnalystKeyPath = R"(/v1/analysts/(\d{1,18})/key)";
 constexpr const char* kQueryPath = R"(/v1/queries/(q_[A-Za-z0-9_-]{1,64}))";
 constexpr std::int64_t kMaxListLimit = 500;
 constexpr std::size_t kMaxReasonBytes = 500;
+// Most windows one query multiplies: 200,000 aggregates hold about 100 MB at 2048 bits
+// (1,000 patients x 92 days of day windows with hour and minute edges fit).
+constexpr std::size_t kMaxQueryWindows = 200000;
 
 std::string bytes_sha256_hex(const std::vector<std::uint8_t>& bytes) {
     return sha256_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
@@ -365,6 +368,7 @@ void CohortApi::State::post_query(const httplib::Request& req, httplib::Response
     doc.kid = kid;
     std::optional<AnalystKey> analyst_key;
     bool unknown_cohort = false;
+    bool too_many_windows = false;
     std::vector<std::vector<std::uint8_t>> aggregates;
     std::set<std::string> schemas;
     read([&](store::Database& db) {
@@ -414,11 +418,22 @@ void CohortApi::State::post_query(const httplib::Request& req, httplib::Response
                 doc.windows.push_back(std::move(w));
                 aggregates.push_back(std::move(bytes));
             }
+            if (aggregates.size() > kMaxQueryWindows) {
+                too_many_windows = true;
+                return;
+            }
         }
     });
     if (unknown_cohort) {
         problem(res, 404, "unknown-cohort", "Unknown cohort",
                 "no cohort '" + *request.cohort + "'", {{"field", "cohort"}});
+        return;
+    }
+    if (too_many_windows) {
+        problem(res, 422, "query-too-large", "Query too large",
+                "the query would multiply more than " + std::to_string(kMaxQueryWindows) +
+                    " windows; align the range to whole days or narrow it",
+                {{"field", "to_ms"}});
         return;
     }
     if (doc.members.empty()) {
