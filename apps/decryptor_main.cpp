@@ -13,6 +13,7 @@
 #include "decryptor/decrypt_command.h"
 #include "decryptor/keygen_command.h"
 #include "decryptor/publish_command.h"
+#include "decryptor/query_commands.h"
 #include "decryptor/score_command.h"
 #include "decryptor/watch.h"
 #include "decryptor/windows_command.h"
@@ -177,6 +178,61 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "always", "never"}))
         ->capture_default_str();
 
+    // Cohort queries: the approvers' keys and their decisions.
+    auto* approver_cmd =
+        app.add_subcommand("approver", "approver keys whose signed decisions release queries");
+    approver_cmd->require_subcommand(1);
+    std::string approver_out, approver_name, approver_pub, list_format = "table";
+    bool approver_force = false;
+    auto* approver_keygen = approver_cmd->add_subcommand(
+        "keygen", "make an approver's Ed25519 key pair (the private key stays with them)");
+    approver_keygen->add_option("--out", approver_out, "private key file to write (0600)")
+        ->required();
+    approver_keygen->add_flag("--force", approver_force, "replace existing files");
+    auto* approver_add = approver_cmd->add_subcommand("add", "pin an approver's public key");
+    add_config(approver_add);
+    approver_add->add_option("--name", approver_name, "who holds the key")->required();
+    approver_add->add_option("--public-key", approver_pub, "Ed25519 public key (PEM)")
+        ->required();
+    auto* approver_list = approver_cmd->add_subcommand("list", "list the pinned approvers");
+    add_config(approver_list);
+    approver_list->add_option("--format", list_format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+    auto* approver_remove = approver_cmd->add_subcommand("remove", "unpin an approver");
+    add_config(approver_remove);
+    approver_remove->add_option("--name", approver_name, "the approver")->required();
+
+    auto* queries_cmd =
+        app.add_subcommand("queries", "analysts' cohort queries: list, show, approve, reject");
+    queries_cmd->require_subcommand(1);
+    std::string query_id, query_status, query_key, query_reason;
+    auto* queries_list = queries_cmd->add_subcommand("list", "list the server's queries");
+    add_config(queries_list);
+    queries_list->add_option("--status", query_status,
+                             "pending, approved, rejected, released or refused")
+        ->check(CLI::IsMember({"pending", "approved", "rejected", "released", "refused"}));
+    queries_list->add_option("--format", list_format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+    auto* queries_show = queries_cmd->add_subcommand("show", "one query in plain words");
+    add_config(queries_show);
+    queries_show->add_option("id", query_id, "query id")->required();
+    queries_show->add_option("--format", list_format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+    auto* queries_approve = queries_cmd->add_subcommand("approve", "sign an approval");
+    auto* queries_reject = queries_cmd->add_subcommand("reject", "sign a rejection");
+    for (auto* cmd : {queries_approve, queries_reject}) {
+        add_config(cmd);
+        cmd->add_option("id", query_id, "query id")->required();
+        cmd->add_option("--key", query_key, "the approver's private key (approver keygen)")
+            ->required();
+    }
+    queries_approve->add_option("--reason", query_reason, "a note for the record");
+    queries_reject->add_option("--reason", query_reason, "why (the analyst reads it)")
+        ->required();
+
     if (int rc = cipherpulse::apps::parse_command_line(app, argc, argv); rc >= 0) {
         return rc;
     }
@@ -198,7 +254,11 @@ int main(int argc, char** argv) {
             return token;
         };
         namespace dec = cipherpulse::decryptor;
-        if (*watch_cmd || *stats_cmd || *verify_cmd || *alerts_cmd || *score_cmd) {
+        if (*approver_keygen) {
+            return dec::run_approver_keygen(approver_out, approver_force, std::cout, std::cerr);
+        }
+        if (*watch_cmd || *stats_cmd || *verify_cmd || *alerts_cmd || *score_cmd ||
+            *approver_cmd || *queries_cmd) {
             auto config = dec::load_decryptor_config(config_path);
             if (!config) {
                 std::cerr << "cipherpulse-decryptor: error: " << config.error().message << "\n";
@@ -214,6 +274,33 @@ int main(int argc, char** argv) {
             }
             if (*alerts_ack) {
                 return dec::run_alerts_ack(c, ack_id, ack_by, ack_note, std::cout, std::cerr);
+            }
+            if (*approver_add) {
+                return dec::run_approver_add(c, approver_name, approver_pub, std::cout, std::cerr);
+            }
+            if (*approver_list) {
+                return dec::run_approver_list(c, list_format, std::cout, std::cerr);
+            }
+            if (*approver_remove) {
+                return dec::run_approver_remove(c, approver_name, std::cout, std::cerr);
+            }
+            if (*queries_cmd) {
+                auto token = dec::read_token(c);
+                if (!token) {
+                    std::cerr << "cipherpulse-decryptor: error: " << token.error().message
+                              << "\n";
+                    return cipherpulse::common::kExitBadInput;
+                }
+                if (*queries_list) {
+                    return dec::run_queries_list(c, token.value(), query_status, list_format,
+                                                 std::cout, std::cerr);
+                }
+                if (*queries_show) {
+                    return dec::run_queries_show(c, token.value(), query_id, list_format,
+                                                 std::cout, std::cerr);
+                }
+                return dec::run_queries_decide(c, token.value(), query_id, queries_approve->parsed(),
+                                               query_key, query_reason, std::cout, std::cerr);
             }
             if (*score_cmd) {
                 // Scoring uses its own key, never the data key: no window can be decrypted

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "cipherpulse/files.h"
+#include "cohort/noise.h"
 #include "common/config_file.h"
 #include "common/toml_file.h"
 #include "decryptor/rules_toml.h"
@@ -133,6 +134,43 @@ Status read_scoring(const toml::table& t, const std::filesystem::path&, Decrypto
     }
     c.scoring_key_bits = static_cast<std::size_t>(bits);
     c.scoring_batch_rows = static_cast<std::size_t>(batch);
+    return Ok{};
+}
+
+Status read_cohort(const toml::table& t, const std::filesystem::path&, DecryptorConfig& c) {
+    std::vector<Status> r;
+    r.push_back(check_toml_keys(t,
+                                {"identity_key", "min_patients", "budget_epsilon", "budget_days",
+                                 "allow_without_noise"},
+                                "[cohort]"));
+    CohortPolicy& p = c.cohort;
+    std::int64_t k = p.min_patients;
+    std::int64_t days = p.budget_days;
+    std::string budget = cohort::format_epsilon(p.budget_milli);
+    r.push_back(read_toml(t, "identity_key", p.identity_key, "cohort"));
+    r.push_back(read_toml(t, "min_patients", k, "cohort"));
+    r.push_back(read_toml(t, "budget_epsilon", budget, "cohort"));
+    r.push_back(read_toml(t, "budget_days", days, "cohort"));
+    r.push_back(read_toml(t, "allow_without_noise", p.allow_without_noise, "cohort"));
+    if (auto s = first_error(r); !s) {
+        return s;
+    }
+    if (k < kMinPatientsFloor || k > 100000) {
+        return config_error("cohort.min_patients must be within " +
+                            std::to_string(kMinPatientsFloor) + "..100000");
+    }
+    if (days < 1 || days > 3660) {
+        return config_error("cohort.budget_days must be within 1..3660");
+    }
+    auto milli = cohort::parse_epsilon_milli(budget);
+    if (!milli) {
+        return config_error(
+            "cohort.budget_epsilon must be a decimal string in (0, 100] with at most three "
+            "decimals, e.g. \"10\"");
+    }
+    p.min_patients = static_cast<int>(k);
+    p.budget_days = static_cast<int>(days);
+    p.budget_milli = *milli;
     return Ok{};
 }
 
@@ -359,7 +397,9 @@ Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path)
     const std::filesystem::path base = path.parent_path();
     DecryptorConfig c;
     if (auto s = check_toml_keys(
-            doc, {"key", "server", "watch", "notify", "scoring", "rules", "patients", "logging"},
+            doc,
+            {"key", "server", "watch", "notify", "scoring", "cohort", "rules", "patients",
+             "logging"},
             "the file");
         !s) {
         return s.error();
@@ -382,12 +422,14 @@ Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path)
                                                                    {"server", read_server},
                                                                    {"watch", read_watch},
                                                                    {"notify", read_notify},
-                                                                   {"scoring", read_scoring}}) {
+                                                                   {"scoring", read_scoring},
+                                                                   {"cohort", read_cohort}}) {
         if (auto s = section(name, reader); !s) {
             return s.error();
         }
     }
     c.scoring_key = common::resolve_config_path(base, c.scoring_key);
+    c.cohort.identity_key = common::resolve_config_path(base, c.cohort.identity_key);
     if (const toml::node* node = doc.get("logging")) {
         const auto* t = node->as_table();
         if (t == nullptr) {

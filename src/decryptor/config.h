@@ -13,6 +13,17 @@
 
 namespace cipherpulse::decryptor {
 
+// CohortPolicy is the release policy of cohort queries ([cohort] in decryptor.toml).
+struct CohortPolicy {
+    std::string identity_key = "keys/identity.pem";  // Ed25519 (keygen), signs the releases
+    int min_patients = 10;                           // k, never below kMinPatientsFloor
+    std::uint32_t budget_milli = 10'000;             // epsilon per analyst per budget window
+    int budget_days = 30;
+    bool allow_without_noise = false;  // exact releases (epsilon null) are refused unless set
+};
+// kMinPatientsFloor is the least k a configuration may set.
+inline constexpr int kMinPatientsFloor = 5;
+
 struct DecryptorConfig {
     // [key]: the private key file (0600) and older keys still needed for windows sealed
     // under them; a sealed key's passphrase comes from passphrase_file or passphrase_env.
@@ -44,6 +55,8 @@ struct DecryptorConfig {
     std::string scoring_key = "keys/scoring.key";
     std::size_t scoring_key_bits = 2048;
     std::size_t scoring_batch_rows = 1000;  // rows per request; more are sent in several
+    // [cohort]: analysts' cohort queries
+    CohortPolicy cohort;
     // [rules.*], [patients.*]
     AlertingConfig alerting;
     // [logging]

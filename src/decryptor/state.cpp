@@ -7,7 +7,7 @@
 namespace cipherpulse::decryptor {
 namespace {
 
-constexpr std::array<store::Migration, 1> kMigrations{{
+constexpr std::array<store::Migration, 2> kMigrations{{
     {1, R"sql(
 CREATE TABLE cursors (
     granularity TEXT PRIMARY KEY,
@@ -77,6 +77,34 @@ CREATE TABLE device_keys (
     public_key_pem TEXT NOT NULL,
     pinned_ms INTEGER NOT NULL
 );
+)sql"},
+    // Cohort statistics: the approvers whose signatures the decryptor accepts, and every
+    // query it released or refused (the once-only rule, the differencing guard and the
+    // epsilon ledger read it; a release is recorded before it is posted).
+    {2, R"sql(
+CREATE TABLE approvers (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    public_key_pem TEXT NOT NULL,
+    added_ms INTEGER NOT NULL
+);
+CREATE TABLE query_log (
+    query_id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    analyst_token INTEGER NOT NULL,
+    analyst_label TEXT NOT NULL,
+    approver TEXT NOT NULL DEFAULT '',
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    patients TEXT NOT NULL,
+    epsilon_milli INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('released', 'refused')),
+    reason TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',
+    posted INTEGER NOT NULL DEFAULT 0,
+    decided_ms INTEGER NOT NULL
+);
+CREATE INDEX query_log_analyst ON query_log (analyst_token, decided_ms);
 )sql"},
 }};
 

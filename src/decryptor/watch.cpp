@@ -14,6 +14,7 @@
 #include "cipherpulse/keyfile.h"
 #include "cipherpulse/secure.h"
 #include "common/http_client.h"
+#include "decryptor/query_releaser.h"
 #include "decryptor/verify.h"
 
 namespace cipherpulse::decryptor {
@@ -54,6 +55,7 @@ struct Watcher::Impl {
     std::vector<std::string> channels;
     bool integrity_seen = false;
     unsigned threads = 1;
+    std::unique_ptr<QueryReleaser> releaser;  // analysts' approved cohort queries
 
     // The delivery side's own connection (used by one thread at a time: the delivery thread
     // of run(), or the caller of run_once/deliver_due) and its wake-up.
@@ -81,6 +83,10 @@ struct Watcher::Impl {
         }
         threads = config.threads > 0 ? static_cast<unsigned>(config.threads)
                                      : std::max(1u, std::thread::hardware_concurrency());
+        releaser = std::make_unique<QueryReleaser>(
+            *client, token, store, keys, config.cohort,
+            [this](const std::string& id, const std::string& what) { queue_query_integrity(id, what); },
+            clock);
     }
 
     // wake_delivery tells the delivery thread that alerts are waiting.
@@ -169,6 +175,21 @@ struct Watcher::Impl {
                           what, *id);
         }
         integrity_seen = true;
+    }
+
+    // queue_query_integrity raises a critical alert for a cohort query whose server data
+    // failed a check: nothing was decrypted for the analyst.
+    void queue_query_integrity(const std::string& id, const std::string& what) {
+        AlertEvent e;
+        e.rule = "query-integrity";
+        e.severity = Severity::kCritical;
+        e.summary = "the server's data for cohort query " + id +
+                    " failed verification; nothing was released";
+        e.figures = {{"query", id}, {"problem", what}};
+        PollStats unused;
+        queue(e, "query-integrity." + id, "integrity", unused);
+        integrity_seen = true;
+        wake_delivery();
     }
 
     // open_all decrypts and checks items [begin, end) on `threads` threads (this one
@@ -388,6 +409,9 @@ struct Watcher::Impl {
             }
         }
         check_silence(stats);
+        const QueryRoundStats q = releaser->round();
+        stats.queries_released = q.released;
+        stats.queries_refused = q.refused + q.integrity;
         return stats;
     }
 };
@@ -519,6 +543,10 @@ int Watcher::run(const std::atomic<bool>& stop) {
         } else {
             failures = 0;
             const PollStats& s = polled.value();
+            if (s.queries_released + s.queries_refused > 0) {
+                spdlog::info("cohort queries: {} released, {} refused", s.queries_released,
+                             s.queries_refused);
+            }
             if (s.windows > 0) {
                 spdlog::info(
                     "{} window(s): {} released, {} integrity failure(s), {} skipped, {} alert(s)",

@@ -46,6 +46,8 @@ struct PollStats {
     int repeated = 0;   // seen before with the same aggregate
     int alerts = 0;     // alert events queued
     int verified = 0;   // windows re-verified against raw records
+    int queries_released = 0;  // approved cohort queries released to their analysts
+    int queries_refused = 0;   // approved cohort queries refused (policy or integrity)
 };
 
 class Watcher {

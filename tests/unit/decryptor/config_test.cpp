@@ -134,6 +134,40 @@ TEST_F(DecryptorConfigTest, MistakesAreRefusedWithTheKeyNamed) {
               std::string::npos);
     EXPECT_NE(error_of("[watch\n").find("decryptor.toml"), std::string::npos)
         << "a syntax error names the file";
+    EXPECT_NE(error_of("[cohort]\nmin_patients = 4\n").find("cohort.min_patients"),
+              std::string::npos);
+    EXPECT_NE(error_of("[cohort]\nbudget_epsilon = \"0.0001\"\n").find("cohort.budget_epsilon"),
+              std::string::npos);
+    EXPECT_NE(error_of("[cohort]\nbudget_epsilon = 10\n").find("budget_epsilon"),
+              std::string::npos);
+    EXPECT_NE(error_of("[cohort]\nbudget_days = 0\n").find("cohort.budget_days"),
+              std::string::npos);
+    EXPECT_NE(error_of("[cohort]\nk = 10\n").find("k"), std::string::npos);
+}
+
+TEST_F(DecryptorConfigTest, CohortPolicyIsRead) {
+    auto c = load_decryptor_config(write(R"(
+[cohort]
+identity_key = "ids/identity.pem"
+min_patients = 20
+budget_epsilon = "2.5"
+budget_days = 7
+allow_without_noise = true
+)"));
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    const CohortPolicy& p = c.value().cohort;
+    EXPECT_EQ(p.identity_key, (dir_ / "ids" / "identity.pem").string());
+    EXPECT_EQ(p.min_patients, 20);
+    EXPECT_EQ(p.budget_milli, 2500u);
+    EXPECT_EQ(p.budget_days, 7);
+    EXPECT_TRUE(p.allow_without_noise);
+    // Without the section: the defaults, the identity key beside the Paillier key.
+    c = load_decryptor_config(write(""));
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.value().cohort.identity_key, (dir_ / "keys" / "identity.pem").string());
+    EXPECT_EQ(c.value().cohort.min_patients, 10);
+    EXPECT_EQ(c.value().cohort.budget_milli, 10000u);
+    EXPECT_FALSE(c.value().cohort.allow_without_noise);
 }
 
 }  // namespace
