@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +83,8 @@ class StateStore {
     void set_cursor(const std::string& granularity, const std::string& cursor, std::int64_t now_ms);
 
     std::optional<LedgerEntry> ledger_entry(std::int64_t window_id);
+    // ledger_entries returns the entries of those of `window_ids` the ledger has.
+    std::map<std::int64_t, LedgerEntry> ledger_entries(const std::vector<std::int64_t>& window_ids);
     void add_ledger_entry(const LedgerEntry& entry);
 
     // patient_state returns the stored rule state (empty for a new patient); a corrupt

@@ -381,5 +381,32 @@ TEST_F(QueryReleaseTest, ForgedReplayedAndAlteredServerDataIsAnIntegrityFailure)
     EXPECT_EQ(epsilon_spent_milli(store, analyst_id_, 0), 0u);
 }
 
+TEST_F(QueryReleaseTest, AWindowThatDiffersFromTheLedgerIsAnIntegrityFailure) {
+    const std::string id = ask({{"cohort", "ward"}}, 0, 1, "1");
+    ASSERT_EQ(approve(id), 0);
+    // The decryptor saw one of the query's windows with another record count.
+    const json doc = get("/v1/queries/" + id, analyst_)["document"];
+    // A window is [id, patient, granularity, start_ms, length_ms, record_count, sha256].
+    const json& w = doc["windows"][0];
+    {
+        auto store = StateStore::open(dec_.database);
+        LedgerEntry e;
+        e.window_id = w[0];
+        e.patient = w[1];
+        e.granularity = w[2];
+        e.start_ms = w[3];
+        e.length_ms = w[4];
+        e.record_count = w[5].get<std::int64_t>() + 1;
+        e.status = kReleased;
+        store.add_ledger_entry(e);
+    }
+    const QueryRoundStats r = round();
+    EXPECT_EQ(r.integrity, 1);
+    EXPECT_NE(integrity_[id].find("differs from the window this decryptor released"),
+              std::string::npos)
+        << integrity_[id];
+    EXPECT_EQ(server_status(id).first, "refused");
+}
+
 }  // namespace
 }  // namespace cipherpulse::decryptor
