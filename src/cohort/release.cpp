@@ -38,6 +38,17 @@ std::string scale_text(const Scale& s) {
     return text;
 }
 
+// A derived figure is clamped to the values it can take (0 to the codec's largest heart
+// rate or RR interval): noise may push a ratio of noised sums outside, and clamping is
+// post-processing, so it costs no privacy and an interval that covered the exact figure
+// still does.
+constexpr long double kMaxBpm = kMaxBpmDeci / 10.0L;
+constexpr long double kMaxRr = kMaxRrMs;
+
+long double in_domain(long double v, long double max) {
+    return std::clamp(v, 0.0L, max);
+}
+
 // Input is one input of a derived figure: its noised value, its interval half-width and
 // the least its true value can be (e.g. 1 for a count in a denominator: with no data the
 // figure does not exist).
@@ -211,7 +222,7 @@ class Builder {
                 out.push_back(derived(text, "minutes_of_data", "minutes", 1,
                                       {scalar(Sum::kRecords, 0)}, {Sum::kRecords},
                                       [per_minute](const auto& x) -> std::optional<long double> {
-                                          return x[0] * per_minute;
+                                          return std::max(x[0], 0.0L) * per_minute;
                                       }));
                 break;
             }
@@ -222,7 +233,7 @@ class Builder {
                         if (x[1] < 1) {
                             return std::nullopt;
                         }
-                        return x[0] / x[1] / 10.0L;
+                        return in_domain(x[0] / x[1] / 10.0L, kMaxBpm);
                     }));
                 break;
             case Statistic::Kind::kSd:
@@ -236,7 +247,8 @@ class Builder {
                                               return std::nullopt;
                                           }
                                           long double var = (x[1] - x[0] * x[0] / n) / (n - 1);
-                                          return std::sqrt(std::max(var, 0.0L)) / 10.0L;
+                                          return in_domain(std::sqrt(std::max(var, 0.0L)) / 10.0L,
+                                                           kMaxBpm);
                                       }));
                 break;
             case Statistic::Kind::kHistogram: {
@@ -271,7 +283,7 @@ class Builder {
                                           if (x[1] < 1) {
                                               return std::nullopt;
                                           }
-                                          return x[0] / x[1];
+                                          return in_domain(x[0] / x[1], kMaxRr);
                                       }));
                 break;
             case Statistic::Kind::kRmssd:
@@ -282,7 +294,8 @@ class Builder {
                                           if (x[1] < 1) {
                                               return std::nullopt;
                                           }
-                                          return std::sqrt(std::max(x[0], 0.0L) / x[1]);
+                                          return in_domain(std::sqrt(std::max(x[0], 0.0L) / x[1]),
+                                                           kMaxRr);
                                       }));
                 break;
             case Statistic::Kind::kContactLost:

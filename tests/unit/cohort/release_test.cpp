@@ -186,6 +186,33 @@ TEST(ReleaseTest, IntervalsCoverTheExactFigures) {
     EXPECT_FALSE(f.at("patients_with_data").interval95.has_value());
 }
 
+TEST(ReleaseTest, DerivedFiguresStayInTheirDomainWhenNoiseSwampsTheData) {
+    // Epsilon 0.5 over 2,000 records a patient against 100 records of data: the noise is
+    // far larger than the sums, and ratios of noised sums leave any sensible range.
+    const QueryDocument doc = document(500, 2000);
+    SplitMix64Source source(20261208);
+    const std::map<std::string, double> max = {
+        {"mean_bpm", 300.0}, {"sd_bpm", 300.0}, {"mean_rr_ms", 4000.0}, {"rmssd_ms", 4000.0}};
+    int at_a_bound = 0;
+    for (int run = 0; run < 200; ++run) {
+        auto f = by_name(build_release(doc, stats(), 3, source));
+        for (const auto& [name, hi] : max) {
+            const auto& fig = f.at(name);
+            if (fig.value) {
+                EXPECT_GE(*fig.value, 0.0) << name;
+                EXPECT_LE(*fig.value, hi) << name;
+                at_a_bound += *fig.value == 0.0 || *fig.value == hi ? 1 : 0;
+            }
+            ASSERT_TRUE(fig.interval95) << name;
+            EXPECT_GE(fig.interval95->first, 0.0) << name;
+            EXPECT_LE(fig.interval95->second, hi) << name;
+        }
+        ASSERT_TRUE(f.at("minutes_of_data").value);
+        EXPECT_GE(*f.at("minutes_of_data").value, 0.0);
+    }
+    EXPECT_GT(at_a_bound, 0);  // the clamp did act
+}
+
 TEST(ReleaseTest, AScaleTooLargeIsRefusedBeforeAnyDraw) {
     const QueryDocument doc = document(1, std::int64_t{1} << 60);  // epsilon 0.001
     class Counting final : public UniformSource {
