@@ -103,61 +103,6 @@ std::string url_encode(const std::string& text) {
 
 }  // namespace
 
-Result<std::int64_t> parse_time_arg(const std::string& text, std::int64_t now_ms) {
-    auto bad = [&] {
-        return make_error(
-            ErrorCode::kInvalidEncoding,
-            "'" + text + "' is not a time: use Unix ms, 2026-11-21T10:00:00Z, now or -2h");
-    };
-    if (text == "now") {
-        return now_ms;
-    }
-    if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
-        if (text.size() > 15) {
-            return bad();
-        }
-        return static_cast<std::int64_t>(std::stoll(text));
-    }
-    if (text.size() >= 3 && text[0] == '-') {
-        auto ago = parse_duration(std::string_view(text).substr(1));
-        if (!ago) {
-            return bad();
-        }
-        return now_ms - *ago;
-    }
-    std::tm parts{};
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    char tail = 0;
-    int consumed = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &year, &month, &day, &consumed) != 3) {
-        return bad();
-    }
-    std::string rest = text.substr(static_cast<std::size_t>(consumed));
-    if (!rest.empty()) {
-        int n = 0;
-        if (std::sscanf(rest.c_str(), "T%2d:%2d:%2d%c%n", &hour, &minute, &second, &tail, &n) ==
-                4 &&
-            tail == 'Z' && static_cast<std::size_t>(n) == rest.size()) {
-        } else if (std::sscanf(rest.c_str(), "T%2d:%2d%c%n", &hour, &minute, &tail, &n) == 3 &&
-                   tail == 'Z' && static_cast<std::size_t>(n) == rest.size()) {
-            second = 0;
-        } else {
-            return bad();
-        }
-    }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60 ||
-        year < 1970) {
-        return bad();
-    }
-    parts.tm_year = year - 1900;
-    parts.tm_mon = month - 1;
-    parts.tm_mday = day;
-    parts.tm_hour = hour;
-    parts.tm_min = minute;
-    parts.tm_sec = second;
-    return static_cast<std::int64_t>(timegm(&parts)) * 1000;
-}
-
 int run_stats(const DecryptorConfig& config, const KeyRing& keys, const std::string& token,
               const StatsOptions& o, std::ostream& out, std::ostream& err) {
     if (o.to_ms < o.from_ms) {

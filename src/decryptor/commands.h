@@ -8,15 +8,15 @@
 #include <string>
 
 #include "cipherpulse/result.h"
+#include "common/time_text.h"
 #include "decryptor/config.h"
 #include "decryptor/release.h"
 
 namespace cipherpulse::decryptor {
 
-// parse_time_arg reads a time for --from/--to: Unix milliseconds, an ISO 8601 UTC time
-// (2026-11-21T10:00:00Z, 2026-11-21T10:00Z or 2026-11-21), "now", or "-<n><s|m|h|d>"
-// relative to now_ms (e.g. -2h).
-Result<std::int64_t> parse_time_arg(const std::string& text, std::int64_t now_ms);
+// parse_time_arg (common/time_text.h) reads --from/--to: Unix ms, an ISO 8601 UTC time,
+// "now" or "-2h".
+using common::parse_time_arg;
 
 struct StatsOptions {
     std::string patient;

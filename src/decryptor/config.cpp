@@ -14,6 +14,7 @@ namespace {
 
 using common::check_toml_keys;
 using common::config_error;
+using common::read_secret;
 using common::read_toml;
 
 // first_error returns the first failed status of `results`.
@@ -139,10 +140,9 @@ Status read_scoring(const toml::table& t, const std::filesystem::path&, Decrypto
 
 Status read_cohort(const toml::table& t, const std::filesystem::path&, DecryptorConfig& c) {
     std::vector<Status> r;
-    r.push_back(check_toml_keys(t,
-                                {"identity_key", "min_patients", "budget_epsilon", "budget_days",
-                                 "allow_without_noise"},
-                                "[cohort]"));
+    r.push_back(check_toml_keys(
+        t, {"identity_key", "min_patients", "budget_epsilon", "budget_days", "allow_without_noise"},
+        "[cohort]"));
     CohortPolicy& p = c.cohort;
     std::int64_t k = p.min_patients;
     std::int64_t days = p.budget_days;
@@ -358,36 +358,6 @@ Status read_notify(const toml::table& t, const std::filesystem::path& base, Decr
 
 }  // namespace
 
-Result<std::string> read_secret(const std::string& file, const std::string& env_var,
-                                const std::string& what) {
-    if (!file.empty() && !env_var.empty()) {
-        return config_error(what + ": name a file or an environment variable, not both");
-    }
-    std::string value;
-    if (!file.empty()) {
-        auto bytes = read_private_file(file);
-        if (!bytes) {
-            return config_error(what + ": " + bytes.error().message);
-        }
-        value.assign(reinterpret_cast<const char*>(bytes.value().data()), bytes.value().size());
-        if (auto nl = value.find_first_of("\r\n"); nl != std::string::npos) {
-            value.resize(nl);
-        }
-    } else if (!env_var.empty()) {
-        const char* v = std::getenv(env_var.c_str());
-        if (v == nullptr) {
-            return config_error(what + ": environment variable " + env_var + " is not set");
-        }
-        value = v;
-    } else {
-        return std::string();
-    }
-    if (value.empty()) {
-        return config_error(what + " is empty");
-    }
-    return value;
-}
-
 Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path) {
     auto parsed = common::parse_toml_file(path);
     if (!parsed) {
@@ -396,11 +366,10 @@ Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path)
     const toml::table& doc = parsed.value();
     const std::filesystem::path base = path.parent_path();
     DecryptorConfig c;
-    if (auto s = check_toml_keys(
-            doc,
-            {"key", "server", "watch", "notify", "scoring", "cohort", "rules", "patients",
-             "logging"},
-            "the file");
+    if (auto s = check_toml_keys(doc,
+                                 {"key", "server", "watch", "notify", "scoring", "cohort", "rules",
+                                  "patients", "logging"},
+                                 "the file");
         !s) {
         return s.error();
     }

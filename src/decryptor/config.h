@@ -69,10 +69,4 @@ struct DecryptorConfig {
 // never from the TOML text itself.
 Result<DecryptorConfig> load_decryptor_config(const std::filesystem::path& path);
 
-// read_secret reads a secret from a 0600 file (first line) or an environment variable;
-// empty when neither is named. Fails when the named source is missing, empty or readable by
-// others.
-Result<std::string> read_secret(const std::string& file, const std::string& env_var,
-                                const std::string& what);
-
 }  // namespace cipherpulse::decryptor

@@ -30,50 +30,8 @@ int fail(std::ostream& err, const std::string& message, int code = common::kExit
     return code;
 }
 
-// Server is the commands' connection to the server.
-class Server {
-  public:
-    Server(const DecryptorConfig& config, const std::string& token)
-        : client_(common::make_http_client(config.server_url, config.ca_file, config.timeout_s)),
-          url_(config.server_url),
-          token_(token) {}
-
-    // request answers the status and the JSON body, or an error text when the server could
-    // not be reached or did not answer JSON.
-    Result<std::pair<int, json>> request(const std::string& method, const std::string& path,
-                                         const json* body = nullptr) {
-        if (!client_) {
-            return make_error(ErrorCode::kInvalidEncoding, "invalid server URL '" + url_ + "'");
-        }
-        const httplib::Headers headers{{"Authorization", "Bearer " + token_}};
-        auto res = method == "GET" ? client_->Get(path, headers)
-                                   : client_->Post(path, headers, body->dump(), "application/json");
-        if (!res) {
-            return make_error(ErrorCode::kIo,
-                              "cannot reach " + url_ + ": " + httplib::to_string(res.error()));
-        }
-        json j = json::parse(res->body, nullptr, false);
-        if (j.is_discarded()) {
-            return make_error(ErrorCode::kIo, method + " " + path + " answered " +
-                                                  std::to_string(res->status) + " without JSON");
-        }
-        return std::pair{res->status, std::move(j)};
-    }
-
-  private:
-    std::unique_ptr<httplib::Client> client_;
-    std::string url_;
-    std::string token_;
-};
-
-// problem_text is the detail of a problem+json answer.
-std::string problem_text(int status, const json& j) {
-    std::string text = "the server answered " + std::to_string(status);
-    if (j.is_object() && j.contains("detail") && j["detail"].is_string()) {
-        text += ": " + j["detail"].get<std::string>();
-    }
-    return text;
-}
+using common::JsonClient;
+using common::problem_text;
 
 // Fetched is a query as the server shows it, with its document parsed and its hash
 // recomputed.
@@ -85,12 +43,12 @@ struct Fetched {
     std::string hash;  // recomputed
 };
 
-Result<Fetched> fetch_query(Server& server, const std::string& id) {
+Result<Fetched> fetch_query(JsonClient& server, const std::string& id) {
     if (id.empty() || id.size() > 64 ||
         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
             std::string::npos) {
-        return make_error(ErrorCode::kInvalidEncoding, "'" + id.substr(0, 64) +
-                                                           "' is not a query id (q_...)");
+        return make_error(ErrorCode::kInvalidEncoding,
+                          "'" + id.substr(0, 64) + "' is not a query id (q_...)");
     }
     auto got = server.request("GET", "/v1/queries/" + id);
     if (!got) {
@@ -121,10 +79,23 @@ std::string epsilon_text(const std::optional<std::uint32_t>& e) {
     return e ? cohort::format_epsilon(*e) : std::string("none (exact figures, no noise)");
 }
 
-std::string days_text(std::int64_t ms) {
+// length_text says how long a range is, in the largest unit that reads well: "30 days",
+// "1.50 days", "6 h", "90 s".
+std::string length_text(std::int64_t ms) {
     std::ostringstream s;
-    s << std::fixed << std::setprecision(ms % kDayMs == 0 ? 0 : 2)
-      << static_cast<double>(ms) / static_cast<double>(kDayMs);
+    auto in = [&](std::int64_t unit, const char* name) {
+        s << std::fixed << std::setprecision(ms % unit == 0 ? 0 : 2)
+          << static_cast<double>(ms) / static_cast<double>(unit) << " " << name;
+    };
+    if (ms >= kDayMs) {
+        in(kDayMs, "days");
+    } else if (ms >= 3'600'000) {
+        in(3'600'000, "h");
+    } else if (ms >= 60'000) {
+        in(60'000, "min");
+    } else {
+        in(1000, "s");
+    }
     return s.str();
 }
 
@@ -143,8 +114,8 @@ PolicyView policy_view(const DecryptorConfig& config, StateStore& store,
     PolicyView v;
     v.with_data = cohort::patients_with_data(doc.windows);
     v.k = std::max(config.cohort.min_patients, kMinPatientsFloor);
-    v.spent_milli = epsilon_spent_milli(store, doc.analyst_token,
-                                        now_ms - config.cohort.budget_days * kDayMs);
+    v.spent_milli =
+        epsilon_spent_milli(store, doc.analyst_token, now_ms - config.cohort.budget_days * kDayMs);
     const auto& eps = doc.request.epsilon_milli;
     v.noise_ok = eps.has_value() || config.cohort.allow_without_noise;
     v.budget_ok = !eps || v.spent_milli + *eps <= config.cohort.budget_milli;
@@ -156,8 +127,8 @@ void print_plain(const DecryptorConfig& config, const Fetched& f, const PolicyVi
     const auto& d = f.doc;
     const auto& r = d.request;
     out << "query " << d.id << " (" << f.status << "), asked " << utc_text(d.requested_ms) << "\n";
-    out << "  analyst:    " << d.analyst_label << " (token " << d.analyst_token
-        << "), result key " << d.analyst_key << "\n";
+    out << "  analyst:    " << d.analyst_label << " (token " << d.analyst_token << "), result key "
+        << d.analyst_key << "\n";
     out << "  purpose:    " << (r.purpose.empty() ? "(none given)" : r.purpose) << "\n";
     if (r.cohort) {
         out << "  patients:   cohort '" << *r.cohort << "': " << d.members.size() << " members, "
@@ -167,7 +138,7 @@ void print_plain(const DecryptorConfig& config, const Fetched& f, const PolicyVi
             << " with data\n";
     }
     out << "  range:      " << utc_text(r.from_ms) << " to " << utc_text(r.to_ms) << " ("
-        << days_text(r.to_ms - r.from_ms) << " days), metric " << r.metric << "\n";
+        << length_text(r.to_ms - r.from_ms) << "), metric " << r.metric << "\n";
     out << "  statistics:";
     for (const auto& s : r.statistics) {
         out << " " << cohort::statistic_text(s);
@@ -193,11 +164,13 @@ void print_plain(const DecryptorConfig& config, const Fetched& f, const PolicyVi
     out << "), " << records << " records\n";
     out << "  policy:     " << p.with_data << " patients with data, at least " << p.k << ": "
         << (p.with_data >= static_cast<std::size_t>(p.k) ? "ok" : "REFUSED") << "\n";
-    out << "              budget: " << cohort::format_epsilon(static_cast<std::uint32_t>(p.spent_milli))
-        << " of " << cohort::format_epsilon(config.cohort.budget_milli) << " spent in "
+    out << "              budget: "
+        << cohort::format_epsilon(static_cast<std::uint32_t>(p.spent_milli)) << " of "
+        << cohort::format_epsilon(config.cohort.budget_milli) << " spent in "
         << config.cohort.budget_days << " days: "
-        << (!p.noise_ok ? "REFUSED (no noise is not allowed)"
-                        : p.budget_ok ? "ok" : "REFUSED (over budget)")
+        << (!p.noise_ok   ? "REFUSED (no noise is not allowed)"
+            : p.budget_ok ? "ok"
+                          : "REFUSED (over budget)")
         << "\n";
     out << "  hash:       " << f.hash << " ("
         << (f.hash == f.server_hash ? "recomputed here: matches the server's"
@@ -249,15 +222,16 @@ int run_approver_add(const DecryptorConfig& config, const std::string& name,
     return common::kExitOk;
 }
 
-int run_approver_list(const DecryptorConfig& config, const std::string& format,
-                      std::ostream& out, std::ostream&) {
+int run_approver_list(const DecryptorConfig& config, const std::string& format, std::ostream& out,
+                      std::ostream&) {
     auto store = StateStore::open(config.database);
     const auto approvers = list_approvers(store);
     if (format == "json") {
         json list = json::array();
         for (const auto& a : approvers) {
-            list.push_back(
-                {{"name", a.name}, {"fingerprint", a.fingerprint}, {"added", utc_text(a.added_ms)}});
+            list.push_back({{"name", a.name},
+                            {"fingerprint", a.fingerprint},
+                            {"added", utc_text(a.added_ms)}});
         }
         out << json{{"approvers", list}}.dump(2) << "\n";
         return common::kExitOk;
@@ -272,8 +246,8 @@ int run_approver_list(const DecryptorConfig& config, const std::string& format,
     return common::kExitOk;
 }
 
-int run_approver_remove(const DecryptorConfig& config, const std::string& name,
-                        std::ostream& out, std::ostream& err) {
+int run_approver_remove(const DecryptorConfig& config, const std::string& name, std::ostream& out,
+                        std::ostream& err) {
     auto store = StateStore::open(config.database);
     if (!remove_approver(store, name)) {
         return fail(err, "no approver named '" + name + "'");
@@ -285,15 +259,15 @@ int run_approver_remove(const DecryptorConfig& config, const std::string& name,
 int run_queries_list(const DecryptorConfig& config, const std::string& token,
                      const std::string& status, const std::string& format, std::ostream& out,
                      std::ostream& err) {
-    Server server(config, token);
+    JsonClient server(config.server_url, config.ca_file, config.timeout_s, token);
     auto got = server.request("GET", "/v1/queries" + (status.empty() ? "" : "?status=" + status));
     if (!got) {
         return fail(err, got.error().message, common::kExitFailure);
     }
     auto& [code, j] = got.value();
     if (code != 200 || !j.contains("queries") || !j["queries"].is_array()) {
-        return fail(err, problem_text(code, j), code == 400 ? common::kExitBadInput
-                                                            : common::kExitFailure);
+        return fail(err, problem_text(code, j),
+                    code == 400 ? common::kExitBadInput : common::kExitFailure);
     }
     auto store = StateStore::open(config.database);
     json list = json::array();
@@ -323,14 +297,14 @@ int run_queries_list(const DecryptorConfig& config, const std::string& token,
     return common::kExitOk;
 }
 
-int run_queries_show(const DecryptorConfig& config, const std::string& token,
-                     const std::string& id, const std::string& format, std::ostream& out,
-                     std::ostream& err) {
-    Server server(config, token);
+int run_queries_show(const DecryptorConfig& config, const std::string& token, const std::string& id,
+                     const std::string& format, std::ostream& out, std::ostream& err) {
+    JsonClient server(config.server_url, config.ca_file, config.timeout_s, token);
     auto f = fetch_query(server, id);
     if (!f) {
-        return fail(err, f.error().message,
-                    f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
+        return fail(
+            err, f.error().message,
+            f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
     }
     auto store = StateStore::open(config.database);
     const PolicyView p = policy_view(config, store, f.value().doc, system_clock_ms());
@@ -343,7 +317,8 @@ int run_queries_show(const DecryptorConfig& config, const std::string& token,
                     {"hash_matches", matches},
                     {"patients_with_data", p.with_data},
                     {"min_patients", p.k},
-                    {"epsilon_spent", cohort::format_epsilon(static_cast<std::uint32_t>(p.spent_milli))},
+                    {"epsilon_spent",
+                     cohort::format_epsilon(static_cast<std::uint32_t>(p.spent_milli))},
                     {"budget_ok", p.noise_ok && p.budget_ok},
                     {"document", j}}
                    .dump(2)
@@ -355,9 +330,8 @@ int run_queries_show(const DecryptorConfig& config, const std::string& token,
 }
 
 int run_queries_decide(const DecryptorConfig& config, const std::string& token,
-                       const std::string& id, bool approve,
-                       const std::filesystem::path& key_file, const std::string& reason,
-                       std::ostream& out, std::ostream& err) {
+                       const std::string& id, bool approve, const std::filesystem::path& key_file,
+                       const std::string& reason, std::ostream& out, std::ostream& err) {
     if (!approve && reason.empty()) {
         return fail(err, "a rejection needs --reason (the analyst reads it)");
     }
@@ -375,11 +349,12 @@ int run_queries_decide(const DecryptorConfig& config, const std::string& token,
         return fail(err, "this key (" + fingerprint +
                              ") is not a pinned approver: pin it with `approver add` first");
     }
-    Server server(config, token);
+    JsonClient server(config.server_url, config.ca_file, config.timeout_s, token);
     auto f = fetch_query(server, id);
     if (!f) {
-        return fail(err, f.error().message,
-                    f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
+        return fail(
+            err, f.error().message,
+            f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
     }
     if (f.value().hash != f.value().server_hash) {
         return fail(err, "the query's hash does not match its document: nothing signed",
@@ -395,15 +370,16 @@ int run_queries_decide(const DecryptorConfig& config, const std::string& token,
     if (!reason.empty()) {
         payload["reason"] = reason;
     }
-    const json body = {{"decision", jws_sign(payload.dump(), key.value(), fingerprint, kDecisionType)}};
+    const json body = {
+        {"decision", jws_sign(payload.dump(), key.value(), fingerprint, kDecisionType)}};
     auto got = server.request("POST", "/v1/queries/" + id + "/decision", &body);
     if (!got) {
         return fail(err, got.error().message, common::kExitFailure);
     }
     auto& [code, j] = got.value();
     if (code != 200) {
-        return fail(err, problem_text(code, j), code == 409 ? common::kExitBadInput
-                                                            : common::kExitFailure);
+        return fail(err, problem_text(code, j),
+                    code == 409 ? common::kExitBadInput : common::kExitFailure);
     }
     out << "query " << id << (approve ? " approved" : " rejected") << " by " << approver->name
         << " (hash " << f.value().hash.substr(0, 16) << "...)";

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cipherpulse/secure.h"
+#include "common/time_text.h"
 
 namespace cipherpulse::decryptor {
 namespace {
@@ -143,12 +144,7 @@ OpenedWindow open_window(const ServerWindow& w, const KeyRing& keys) {
 }
 
 std::string utc_text(std::int64_t ms) {
-    std::time_t t = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-    std::tm parts{};
-    gmtime_r(&t, &parts);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return text;
+    return common::iso_utc(ms);
 }
 
 nlohmann::json stats_to_json(const HeartRateStats& s) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/config_file.h"
+#include "common/time_text.h"
 #include "decryptor/rules_toml.h"
 
 namespace cipherpulse::decryptor {
@@ -18,6 +19,8 @@ namespace {
 
 // Counts saturate here: a rule that holds for years must not overflow its int.
 constexpr int kMaxCount = 1'000'000'000;
+
+using common::utc_text;
 
 // ---------------------------------------------------------------------------------------
 // Formatting for summaries and figures.
@@ -51,17 +54,6 @@ std::string duration_text(std::int64_t ms) {
     }
     const std::int64_t hours = minutes / 60, rest = minutes % 60;
     return std::to_string(hours) + " h" + (rest != 0 ? " " + std::to_string(rest) + " min" : "");
-}
-
-std::string utc_text(std::int64_t ms) {
-    std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-    std::tm parts{};
-    if (gmtime_r(&seconds, &parts) == nullptr) {
-        return std::to_string(ms) + " ms";
-    }
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &parts);
-    return buf;
 }
 
 double to_double(SlotValue value) {
@@ -688,59 +680,6 @@ Result<PatientState> PatientState::from_json(std::string_view text) {
         // Falls through: every member is type-checked first, so this is only a safety net.
     }
     return make_error(ErrorCode::kInvalidEncoding, "patient state: malformed");
-}
-
-std::optional<std::int64_t> parse_duration(std::string_view text) {
-    constexpr std::int64_t kMaxMs = 366LL * 86'400'000;
-    std::int64_t total = 0;
-    std::size_t i = 0;
-    if (text.empty()) {
-        return std::nullopt;
-    }
-    while (i < text.size()) {
-        std::int64_t number = 0;
-        const std::size_t digits_start = i;
-        while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-            number = number * 10 + (text[i] - '0');
-            if (number > kMaxMs) {
-                return std::nullopt;
-            }
-            ++i;
-        }
-        if (i == digits_start) {
-            return std::nullopt;
-        }
-        std::int64_t unit = 0;
-        if (text.substr(i, 2) == "ms") {
-            unit = 1;
-            i += 2;
-        } else if (i < text.size()) {
-            switch (text[i]) {
-                case 's':
-                    unit = 1000;
-                    break;
-                case 'm':
-                    unit = 60'000;
-                    break;
-                case 'h':
-                    unit = 3'600'000;
-                    break;
-                case 'd':
-                    unit = 86'400'000;
-                    break;
-                default:
-                    return std::nullopt;
-            }
-            ++i;
-        } else {
-            return std::nullopt;
-        }
-        total += number * unit;
-        if (total > kMaxMs) {
-            return std::nullopt;
-        }
-    }
-    return total;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@
 
 #include "cipherpulse/codec.h"
 #include "cipherpulse/result.h"
+#include "common/time_text.h"
 
 namespace cipherpulse::decryptor {
 
@@ -217,9 +218,8 @@ struct RuleSet {
     DeviceSilentRule device_silent;
 };
 
-// parse_duration reads a duration such as "90s", "15m", "1h30m", "1d" or "500ms" into
-// milliseconds; nullopt for anything else or beyond a year.
-std::optional<std::int64_t> parse_duration(std::string_view text);
+// parse_duration (common/time_text.h) reads "90s", "15m", "1h30m", "1d" or "500ms".
+using common::parse_duration;
 
 // default_rules returns the built-in defaults: each rule's comment above says which and
 // why (documented also in config/decryptor.toml). They suit adults monitored at rest.

@@ -13,6 +13,7 @@
 
 #include "cipherpulse/keyfile.h"
 #include "cipherpulse/secure.h"
+#include "common/config_file.h"
 #include "common/http_client.h"
 #include "decryptor/query_releaser.h"
 #include "decryptor/verify.h"
@@ -85,7 +86,9 @@ struct Watcher::Impl {
                                      : std::max(1u, std::thread::hardware_concurrency());
         releaser = std::make_unique<QueryReleaser>(
             *client, token, store, keys, config.cohort,
-            [this](const std::string& id, const std::string& what) { queue_query_integrity(id, what); },
+            [this](const std::string& id, const std::string& what) {
+                queue_query_integrity(id, what);
+            },
             clock);
     }
 
@@ -618,8 +621,8 @@ Result<KeyRing> load_key_ring(const DecryptorConfig& config) {
 }
 
 Result<std::string> read_token(const DecryptorConfig& config) {
-    auto token = read_secret(config.token_env.empty() ? config.token_file : std::string(),
-                             config.token_env, "the decryptor token");
+    auto token = common::read_secret(config.token_env.empty() ? config.token_file : std::string(),
+                                     config.token_env, "the decryptor token");
     if (token && token.value().empty()) {
         return make_error(ErrorCode::kInvalidEncoding,
                           "configuration: server.token_file or server.token_env is required");

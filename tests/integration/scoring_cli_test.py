@@ -12,7 +12,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -23,25 +22,16 @@ import unittest
 import urllib.request
 import ssl
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_support import free_port, run_program  # noqa: E402
+
 BIN_DIR = None
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLEVELAND = os.path.join(REPO, "..", "shared", "data", "real", "heart_cleveland.csv")
 
 
 def run(program, args, expect=0, timeout=300):
-    proc = subprocess.run([os.path.join(BIN_DIR, program)] + args, capture_output=True,
-                          text=True, timeout=timeout)
-    if expect is not None and proc.returncode != expect:
-        raise AssertionError(
-            f"{program} {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
-            f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-    return proc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return run_program(BIN_DIR, program, args, expect=expect, timeout=timeout)
 
 
 class ScoringCliTest(unittest.TestCase):
