@@ -11,7 +11,10 @@
 # the decryptor watching the sealed windows, decrypting them and running its alert rules.
 # It prints progress while the edges measure, then a per-patient table of decrypted
 # statistics, the e-mails the SMTP server received and a check that the server's database
-# holds no plaintext value. Demo settings: 10 s windows and alert rules tuned for them (the
+# holds no plaintext value; then risk scoring on encrypted features, and cohort statistics:
+# an analyst asks for the ward's figures, a data administrator approves with a key the
+# decryptor pins, and only the analyst opens the noised release; a request over too few
+# patients is refused. Demo settings: 10 s windows and alert rules tuned for them (the
 # defaults are meant for 1-minute windows), a 2048-bit key to start fast.
 #
 # Usage: scripts/demo.sh [--duration SECONDS] [--patients N] [--keep]
@@ -54,7 +57,7 @@ source scripts/deps.sh
 cipherpulse_install_deps
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc 2>/dev/null || echo 2)" \
-  --target cipherpulse-edge cipherpulse-server cipherpulse-decryptor >/dev/null
+  --target cipherpulse-edge cipherpulse-server cipherpulse-decryptor cipherpulse-analyst >/dev/null
 bin="$repo/build/release/apps"
 helper=(/usr/bin/python3 "$repo/scripts/demo_progress.py")
 recordings="$(cd "$repo/.." && pwd)/shared/data/real"
@@ -303,6 +306,13 @@ to = ["on-call@ward7.localhost"]
 [logging]
 level = "info"
 
+[cohort]
+# Demo: releases over at least 5 patients (the floor; the default is 10), and exact
+# releases allowed so that the demo can show one beside a noised one (the default refuses
+# a query without noise).
+min_patients = 5
+allow_without_noise = true
+
 # DEMO RULES, tuned for 10 s windows so that alerts come within a minute. The built-in
 # defaults (config/decryptor.toml) are meant for 1-minute windows: tachycardia over 3
 # windows (3 minutes), bradycardia over 2, cool-downs of 15 minutes and more, at least 30
@@ -529,6 +539,99 @@ PY
   fi
 else
   echo "    note: $cleveland is missing: no risk scoring shown"
+fi
+
+echo
+say "cohort statistics: an analyst asks, a data administrator approves, only the analyst reads"
+if (( ${#ids[@]} >= 5 )); then
+  adir="$work/analyst"
+  mkdir -p "$adir" "$work/approver"
+  cohort_log="$work/logs/cohort.log"
+  "${server[@]}" token create --role analyst --label demo-analyst > "$adir/analyst.token" \
+    2>>"$cohort_log" || problems+=("could not create the analyst token")
+  analyst_token_id="$("${server[@]}" token list 2>>"$cohort_log" |
+    awk -F'\t' '$2 == "analyst" && $6 == "demo-analyst" { id = $1 } END { print id }')"
+  cat > "$adir/analyst.toml" <<EOF
+# Written by scripts/demo.sh (config/analyst.toml explains every key).
+[server]
+url = "$url"
+ca_file = "$ca"
+token_file = "analyst.token"
+EOF
+  analyst=("$bin/cipherpulse-analyst" --config "$adir/analyst.toml")
+  cohort_from=$(( run_start_ms + 10000 ))
+  cohort_to="$(date +%s%3N)"
+  cohort_to=$(( (cohort_to - 6000) / 10000 * 10000 ))  # whole 10 s windows, sealed
+  stats=(--statistic count --statistic mean --statistic sd --statistic share_above:100
+         --statistic minutes_above:100)
+  if "${analyst[@]}" init --decryptor-identity "$work/decryptor/keys/identity.pub.pem" \
+        >>"$cohort_log" 2>&1 &&
+     "${server[@]}" analyst key --token-id "$analyst_token_id" \
+        --public-key "$adir/keys/analyst.pub.pem" >>"$cohort_log" 2>&1 &&
+     "${server[@]}" cohort add ward-7 --description "all of ward 7" \
+        $(printf -- '--patient %s ' "${ids[@]}") >>"$cohort_log" 2>&1 &&
+     "${server[@]}" cohort add beds-1-3 $(printf -- '--patient %s ' "${ids[@]:0:3}") \
+        >>"$cohort_log" 2>&1 &&
+     "$bin/cipherpulse-decryptor" approver keygen --out "$work/approver/approver.pem" \
+        >>"$cohort_log" 2>&1 &&
+     "$bin/cipherpulse-decryptor" approver add --config "$dconf" --name data-admin \
+        --public-key "$work/approver/approver.pub.pem" >>"$cohort_log" 2>&1; then
+    echo "    analyst: X25519 result key made and registered; decryptor identity pinned"
+    echo "    data administrator: Ed25519 approver key pinned on the decryptor as 'data-admin'"
+    ask() {  # ask COHORT PRIVACY...: prints the query id
+      local cohort="$1"
+      shift
+      "${analyst[@]}" request --cohort "$cohort" --from "$cohort_from" --to "$cohort_to" \
+        "${stats[@]}" "$@" --purpose "ward 7 demo report" --format json \
+        2>>"$cohort_log" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+    }
+    q0="$(ask ward-7 --no-noise || true)"
+    q1="$(ask ward-7 --epsilon 5 || true)"
+    q2="$(ask beds-1-3 --epsilon 5 || true)"
+    if [[ -n "$q0" && -n "$q1" && -n "$q2" ]]; then
+      echo "    the server tiled the range and multiplied the ciphertexts; the approver reads:"
+      "$bin/cipherpulse-decryptor" queries show "$q1" --config "$dconf" --log-level error \
+        2>>"$cohort_log" | sed 's/^/      /'
+      for q in "$q0" "$q1" "$q2"; do
+        "$bin/cipherpulse-decryptor" queries approve "$q" --config "$dconf" \
+          --key "$work/approver/approver.pem" --reason "demo: approved" >>"$cohort_log" 2>&1 ||
+          problems+=("the approver could not sign $q")
+      done
+      echo "    all three signed by the approver; the decryptor releases what its policy allows"
+      "$bin/cipherpulse-decryptor" watch --once --config "$dconf" >>"$cohort_log" 2>&1 ||
+        problems+=("the decryptor's release round failed (see $cohort_log)")
+      for q in "$q0" "$q1"; do
+        if "${analyst[@]}" wait "$q" --timeout 20 --interval 0.5 >>"$cohort_log" 2>&1; then
+          if [[ "$q" == "$q0" ]]; then
+            echo "    \$ cipherpulse-analyst result $q   (exact: the demo policy allows it)"
+          else
+            echo "    \$ cipherpulse-analyst result $q   (epsilon 5: one minute of five patients"
+            echo "      is far too little data for useful private figures; the noise, sized to hide"
+            echo "      any one patient, dominates; over a month of a ward it is negligible)"
+          fi
+          "${analyst[@]}" result "$q" --format table 2>>"$cohort_log" | sed 's/^/      /' ||
+            problems+=("the analyst could not open the release of $q")
+        else
+          problems+=("the ward-7 query $q was not released (see $cohort_log)")
+        fi
+      done
+      rc=0
+      "${analyst[@]}" wait "$q2" --timeout 20 --interval 0.5 > "$adir/q2.txt" \
+        2>>"$cohort_log" || rc=$?
+      if (( rc == 3 )); then
+        echo "    the request over beds 1-3 was refused, as it must be:"
+        sed 's/^/      /' "$adir/q2.txt"
+      else
+        problems+=("the 3-patient query was not refused (wait exited $rc)")
+      fi
+    else
+      problems+=("the analyst's requests were not accepted (see $cohort_log)")
+    fi
+  else
+    problems+=("setting up the analyst and the approver failed (see $cohort_log)")
+  fi
+else
+  echo "    note: cohort statistics need at least 5 patients (--patients 4 or more)"
 fi
 
 echo
