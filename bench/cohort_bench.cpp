@@ -251,8 +251,8 @@ void BM_DecideOneDay(benchmark::State& state) {
     decide_bench(state, 1);
 }
 
-// The product of the windows' aggregates, as decide() recomputes it (decode, digest,
-// multiply), alone.
+// The product of the windows' aggregates (decode, digest, multiply) with the decoding on one
+// thread, alone: decide() splits the decoding over the cores as pk.sum splits the product.
 void BM_ProductRecompute(benchmark::State& state) {
     World& w = world();
     Approved a = approved(kDays);

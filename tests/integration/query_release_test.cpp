@@ -56,8 +56,8 @@ class QueryReleaseTest : public edge::LoopbackServerTest {
         dec_.database = (dir_ / "decryptor.db").string();
         dec_.cohort.identity_key = (dir_ / "identity.pem").string();
         ASSERT_TRUE(identity_.save(dec_.cohort.identity_key, false).ok());
-        keys_.add_shared(std::shared_ptr<const PrivateKey>(&edge::paillier_key(),
-                                                           [](const PrivateKey*) {}));
+        keys_.add_shared(
+            std::shared_ptr<const PrivateKey>(&edge::paillier_key(), [](const PrivateKey*) {}));
         approver_key_ = (dir_ / "approver.pem").string();
         ASSERT_EQ(run_approver_keygen(approver_key_, false, out, err), 0) << err.str();
         ASSERT_EQ(run_approver_add(dec_, "dana", (dir_ / "approver.pub.pem"), out, err), 0)
@@ -107,8 +107,9 @@ class QueryReleaseTest : public edge::LoopbackServerTest {
     httplib::Result send(const std::string& path, const std::string& token, const json& body,
                          const char* method = "POST") {
         httplib::Headers h = {{"Authorization", "Bearer " + token}};
-        return std::string(method) == "PUT" ? client_->Put(path, h, body.dump(), "application/json")
-                                            : client_->Post(path, h, body.dump(), "application/json");
+        return std::string(method) == "PUT"
+                   ? client_->Put(path, h, body.dump(), "application/json")
+                   : client_->Post(path, h, body.dump(), "application/json");
     }
     json get(const std::string& path, const std::string& token) {
         auto res = client_->Get(path, {{"Authorization", "Bearer " + token}});
@@ -354,13 +355,17 @@ TEST_F(QueryReleaseTest, ForgedReplayedAndAlteredServerDataIsAnIntegrityFailure)
     for (const auto& id : {altered, members, swapped}) {
         ASSERT_EQ(approve(id), 0);
     }
-    tamper("UPDATE queries SET status = 'approved', decision = (SELECT decision FROM queries "
-           "WHERE id = '" + genuine + "') WHERE id = '" + replayed + "'");
+    tamper(
+        "UPDATE queries SET status = 'approved', decision = (SELECT decision FROM queries "
+        "WHERE id = '" +
+        genuine + "') WHERE id = '" + replayed + "'");
     tamper("UPDATE queries SET status = 'pending' WHERE id = '" + genuine + "'");
     tamper("UPDATE queries SET aggregate = (SELECT aggregate FROM queries WHERE id = '" + genuine +
            "') WHERE id = '" + altered + "'");
-    tamper("UPDATE queries SET document = replace(document, '\"members\":[\"p10\",', "
-           "'\"members\":[') WHERE id = '" + members + "'");
+    tamper(
+        "UPDATE queries SET document = replace(document, '\"members\":[\"p10\",', "
+        "'\"members\":[') WHERE id = '" +
+        members + "'");
     tamper("UPDATE analyst_keys SET public_key_pem = '" +
            X25519PrivateKey::generate().public_key().to_pem() + "'");
 
@@ -406,6 +411,22 @@ TEST_F(QueryReleaseTest, AWindowThatDiffersFromTheLedgerIsAnIntegrityFailure) {
               std::string::npos)
         << integrity_[id];
     EXPECT_EQ(server_status(id).first, "refused");
+}
+
+TEST_F(QueryReleaseTest, AWindowGoneFromTheServerIsRefusedNotReleased) {
+    const std::string id = ask({{"cohort", "ward"}}, 0, 1, "1");
+    ASSERT_EQ(approve(id), 0) << last_err_;
+    const json doc = get("/v1/queries/" + id, analyst_)["document"];
+    const std::int64_t window = doc["windows"][0][0];  // [id, patient, ...]
+    tamper("DELETE FROM windows WHERE id = " + std::to_string(window));
+    const QueryRoundStats r = round();
+    EXPECT_EQ(r.released, 0);
+    EXPECT_EQ(r.refused, 1);
+    const auto [status, reason] = server_status(id);
+    EXPECT_EQ(status, "refused");
+    EXPECT_NE(reason.find("window " + std::to_string(window) + " of the query no longer exists"),
+              std::string::npos)
+        << reason;
 }
 
 }  // namespace
