@@ -32,11 +32,6 @@ int fail(std::ostream& err, const std::string& message, int code = common::kExit
     return code;
 }
 
-// exit_for maps a failed Result to an exit code: unreachable server or I/O 1, else 2.
-int exit_for(const Error& e) {
-    return e.code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput;
-}
-
 JsonClient client_for(const AnalystConfig& c, const std::string& token) {
     return JsonClient(c.server_url, c.ca_file, c.timeout_s, token);
 }
@@ -187,7 +182,7 @@ int run_status(const AnalystConfig& config, const std::string& token, const std:
     if (id.empty()) {
         auto list = get(server, "/v1/queries?limit=500");
         if (!list) {
-            return fail(err, list.error().message, exit_for(list.error()));
+            return fail(err, list.error().message, common::exit_code_for(list.error()));
         }
         const json& queries = list.value()["queries"];
         if (format == "json") {
@@ -213,7 +208,7 @@ int run_status(const AnalystConfig& config, const std::string& token, const std:
     }
     auto q = get(server, "/v1/queries/" + id);
     if (!q) {
-        return fail(err, q.error().message, exit_for(q.error()));
+        return fail(err, q.error().message, common::exit_code_for(q.error()));
     }
     const json& j = q.value();
     if (format == "json") {
@@ -307,7 +302,7 @@ int run_result(const AnalystConfig& config, const std::string& token, const std:
     auto server = client_for(config, token);
     auto r = get(server, "/v1/queries/" + id + "/result");
     if (!r) {
-        return fail(err, r.error().message, exit_for(r.error()));
+        return fail(err, r.error().message, common::exit_code_for(r.error()));
     }
     const std::string status = r.value().value("status", "");
     if (status == "rejected" || status == "refused") {
@@ -322,7 +317,7 @@ int run_result(const AnalystConfig& config, const std::string& token, const std:
     }
     auto q = get(server, "/v1/queries/" + id);
     if (!q) {
-        return fail(err, q.error().message, exit_for(q.error()));
+        return fail(err, q.error().message, common::exit_code_for(q.error()));
     }
     auto doc =
         q.value().contains("document")
@@ -360,7 +355,7 @@ int run_budget(const AnalystConfig& config, const std::string& token, const std:
     auto server = client_for(config, token);
     auto list = get(server, "/v1/queries?status=released&limit=500");
     if (!list) {
-        return fail(err, list.error().message, exit_for(list.error()));
+        return fail(err, list.error().message, common::exit_code_for(list.error()));
     }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -375,7 +370,7 @@ int run_budget(const AnalystConfig& config, const std::string& token, const std:
         }
         auto q = get(server, "/v1/queries/" + s.value("id", ""));
         if (!q) {
-            return fail(err, q.error().message, exit_for(q.error()));
+            return fail(err, q.error().message, common::exit_code_for(q.error()));
         }
         const json doc = q.value().value("document", json::object());
         const auto it = doc.find("epsilon_milli");

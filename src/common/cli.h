@@ -36,6 +36,12 @@ Result<SecretBytes> read_passphrase(const PassphraseSource& source, bool confirm
 bool for_each_line(std::istream& in,
                    const std::function<bool(std::size_t, const std::string&)>& fn);
 
+// exit_code_for maps a failed operation to an exit code: an I/O or network failure
+// (kIo) is kExitFailure, anything else (the input was refused) kExitBadInput.
+inline int exit_code_for(const Error& e) {
+    return e.code == ErrorCode::kIo ? kExitFailure : kExitBadInput;
+}
+
 // run_guarded runs `body`, turning exceptions into a message on stderr and an exit code
 // (BadInput and std::invalid_argument -> kExitBadInput, anything else -> kExitFailure).
 int run_guarded(const std::string& program, const std::function<int()>& body);

@@ -302,9 +302,7 @@ int run_queries_show(const DecryptorConfig& config, const std::string& token, co
     JsonClient server(config.server_url, config.ca_file, config.timeout_s, token);
     auto f = fetch_query(server, id);
     if (!f) {
-        return fail(
-            err, f.error().message,
-            f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
+        return fail(err, f.error().message, common::exit_code_for(f.error()));
     }
     auto store = StateStore::open(config.database);
     const PolicyView p = policy_view(config, store, f.value().doc, system_clock_ms());
@@ -352,9 +350,7 @@ int run_queries_decide(const DecryptorConfig& config, const std::string& token,
     JsonClient server(config.server_url, config.ca_file, config.timeout_s, token);
     auto f = fetch_query(server, id);
     if (!f) {
-        return fail(
-            err, f.error().message,
-            f.error().code == ErrorCode::kIo ? common::kExitFailure : common::kExitBadInput);
+        return fail(err, f.error().message, common::exit_code_for(f.error()));
     }
     if (f.value().hash != f.value().server_hash) {
         return fail(err, "the query's hash does not match its document: nothing signed",
