@@ -335,6 +335,19 @@ class CohortCliTest(unittest.TestCase):
         self.assertIn("INTEGRITY", out.stderr)
         self.assertIn("not the result of query " + b["id"], out.stderr)
 
+    def test_7_every_transition_is_in_the_audit_chain_and_the_chain_verifies(self):
+        db = sqlite3.connect(f"file:{os.path.join(self.dir, 'server.db')}?mode=ro", uri=True)
+        try:
+            actions = dict(db.execute("SELECT action, COUNT(*) FROM audit WHERE action LIKE "
+                                      "'query.%' GROUP BY action").fetchall())
+            queries = db.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
+        finally:
+            db.close()
+        self.assertEqual(actions.get("query.request"), queries)
+        self.assertGreaterEqual(actions.get("query.decision", 0), 5)
+        self.assertGreaterEqual(actions.get("query.release", 0), 3)
+        self.assertGreaterEqual(actions.get("query.refuse", 0), 2)  # over budget, too small
+        run("cipherpulse-server", self.server_config + ["audit", "verify"])
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
