@@ -318,7 +318,11 @@ class Checker {
         return true;
     }
 
-    bool policy(std::int64_t now_ms) {
+    // At least k patients with data, by the approved document (its hash is checked, so the
+    // server cannot change the windows it lists). Checked before the aggregate, so a query
+    // over too few patients (none, say: no windows, no schema) is a refusal, not an
+    // integrity alarm; the aggregate's checks then prove the windows are the ones listed.
+    bool enough_patients() {
         const auto with_data = cohort::patients_with_data(doc_.windows);
         const int k = std::max(policy_.min_patients, kMinPatientsFloor);
         if (with_data < static_cast<std::size_t>(k)) {
@@ -326,6 +330,11 @@ class Checker {
                           " patients have data in the range; " + "a release needs at least " +
                           std::to_string(k));
         }
+        return true;
+    }
+
+    bool policy(std::int64_t now_ms) {
+        const int k = std::max(policy_.min_patients, kMinPatientsFloor);
         // The differencing guard: two releases to one analyst over overlapping ranges whose
         // patient sets differ by a few patients would tell those patients' share apart.
         const auto& mine = verdict_.entry.patients;
@@ -496,8 +505,8 @@ Verdict decide(const QueryMaterial& m, const KeyRing& keys, StateStore& store,
                const CohortPolicy& policy, const Ed25519PrivateKey& identity,
                cohort::UniformSource& source, std::int64_t now_ms) {
     Checker c(m, store, policy);
-    const bool released = c.decision() && c.not_decided_before() && c.aggregate(keys) &&
-                          c.windows() && c.open() && c.policy(now_ms) &&
+    const bool released = c.decision() && c.not_decided_before() && c.enough_patients() &&
+                          c.aggregate(keys) && c.windows() && c.open() && c.policy(now_ms) &&
                           c.seal(identity, source, now_ms);
     Verdict v = std::move(c.verdict());
     v.entry.query_id = m.id;

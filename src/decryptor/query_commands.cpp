@@ -167,11 +167,12 @@ void print_plain(const DecryptorConfig& config, const Fetched& f, const PolicyVi
     out << "              budget: "
         << cohort::format_epsilon(static_cast<std::uint32_t>(p.spent_milli)) << " of "
         << cohort::format_epsilon(config.cohort.budget_milli) << " spent in "
-        << config.cohort.budget_days << " days: "
-        << (!p.noise_ok   ? "REFUSED (no noise is not allowed)"
-            : p.budget_ok ? "ok"
-                          : "REFUSED (over budget)")
+        << config.cohort.budget_days << " days: " << (p.budget_ok ? "ok" : "REFUSED (over budget)")
         << "\n";
+    if (!p.noise_ok) {
+        out << "              noise: none asked, and exact releases are not allowed here: "
+               "REFUSED\n";
+    }
     out << "  hash:       " << f.hash << " ("
         << (f.hash == f.server_hash ? "recomputed here: matches the server's"
                                     : "DOES NOT MATCH the server's " + f.server_hash)

@@ -429,5 +429,18 @@ TEST_F(QueryReleaseTest, AWindowGoneFromTheServerIsRefusedNotReleased) {
         << reason;
 }
 
+TEST_F(QueryReleaseTest, ARangeWithoutDataIsRefusedByTheKRuleNotAnIntegrityAlarm) {
+    // 100 days later: sealed long ago, no window of anyone.
+    const std::string id = ask({{"cohort", "ward"}}, 100, 101, "1");
+    ASSERT_EQ(approve(id), 0) << last_err_;
+    const QueryRoundStats r = round();
+    EXPECT_EQ(r.integrity, 0);
+    EXPECT_EQ(r.refused, 1);
+    EXPECT_TRUE(integrity_.empty());
+    const auto [status, reason] = server_status(id);
+    EXPECT_EQ(status, "refused");
+    EXPECT_NE(reason.find("only 0 patients have data"), std::string::npos) << reason;
+}
+
 }  // namespace
 }  // namespace cipherpulse::decryptor
