@@ -80,4 +80,8 @@ std::string problem_text(int status, const nlohmann::json& body) {
     return text;
 }
 
+std::string problem_text(int status, const std::string& body) {
+    return problem_text(status, nlohmann::json::parse(body, nullptr, false));
+}
+
 }  // namespace cipherpulse::common

@@ -44,5 +44,7 @@ class JsonClient {
 // problem_text describes a non-2xx answer: "the server answered 422 (invalid-range, field
 // from_ms): <detail>" from a problem+json body, or just the status.
 std::string problem_text(int status, const nlohmann::json& body);
+// problem_text of an answer's body text (JSON or not).
+std::string problem_text(int status, const std::string& body);
 
 }  // namespace cipherpulse::common

@@ -76,13 +76,7 @@ int http_failure(const httplib::Result& res, const DecryptorConfig& config, std:
             << httplib::to_string(res.error()) << "\n";
         return common::kExitFailure;
     }
-    std::string detail;
-    auto problem = nlohmann::json::parse(res->body, nullptr, false);
-    if (problem.is_object()) {
-        detail = problem.value("detail", problem.value("title", std::string()));
-    }
-    err << kProgram << "error: the server answered " << res->status
-        << (detail.empty() ? "" : ": " + detail) << "\n";
+    err << kProgram << "error: " << common::problem_text(res->status, res->body) << "\n";
     return res->status >= 500 ? common::kExitFailure : common::kExitBadInput;
 }
 

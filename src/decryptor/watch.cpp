@@ -108,8 +108,8 @@ struct Watcher::Impl {
                                                   httplib::to_string(res.error()));
         }
         if (res->status != 200) {
-            return make_error(ErrorCode::kIo, "GET " + path.substr(0, path.find('?')) +
-                                                  " answered " + std::to_string(res->status));
+            return make_error(ErrorCode::kIo, "GET " + path.substr(0, path.find('?')) + ": " +
+                                                  common::problem_text(res->status, res->body));
         }
         return std::move(res->body);
     }

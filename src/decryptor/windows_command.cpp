@@ -53,7 +53,8 @@ int run_windows(const KeyRing& keys, const WindowsOptions& o, std::ostream& out,
             return common::kExitFailure;
         }
         if (res->status != 200) {
-            err << "cipherpulse-decryptor: error: GET /v1/windows answered " << res->status << "\n";
+            err << "cipherpulse-decryptor: error: GET /v1/windows: "
+                << common::problem_text(res->status, res->body) << "\n";
             return res->status >= 500 ? common::kExitFailure : common::kExitBadInput;
         }
         auto page = nlohmann::json::parse(res->body, nullptr, false);

@@ -93,6 +93,16 @@ TEST_F(EdgeTest, DeliveredWindowsDecryptToTheStatisticsOfTheReadings) {
     }
     EXPECT_EQ(rows, 3);
     {
+        // A granularity the server does not keep: the server's own reason is passed on.
+        decryptor::WindowsOptions bad = wo;
+        bad.granularity = "7s";
+        std::ostringstream none, why;
+        EXPECT_EQ(decryptor::run_windows(keys, bad, none, why), 2);
+        EXPECT_NE(why.str().find("the server answered 400 (invalid-query"), std::string::npos)
+            << why.str();
+        EXPECT_NE(why.str().find("granularit"), std::string::npos) << why.str();
+    }
+    {
         std::ostringstream mean_text;
         mean_text << std::fixed << std::setprecision(1) << mean(start + 60000);
         EXPECT_NE(table.str().find("," + mean_text.str() + ","), std::string::npos) << table.str();
