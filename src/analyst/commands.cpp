@@ -43,26 +43,33 @@ bool valid_query_id(const std::string& id) {
                std::string::npos;
 }
 
-// get answers the JSON of a 200, or an error naming what the server said.
-Result<json> get(JsonClient& server, const std::string& path) {
-    auto got = server.request("GET", path);
+// call sends GET (body null) or POST and answers the JSON of the `expect`ed status, or an
+// error naming what the server said (kIo when it could not be reached or failed itself,
+// so that common::exit_code_for tells the two apart).
+Result<json> call(JsonClient& server, const std::string& path, const json* body = nullptr,
+                  int expect = 200) {
+    auto got = server.request(body == nullptr ? "GET" : "POST", path, body);
     if (!got) {
         return got.error();
     }
-    auto& [status, body] = got.value();
-    if (status != 200) {
+    auto& [status, answer] = got.value();
+    if (status != expect) {
         return make_error(status >= 500 ? ErrorCode::kIo : ErrorCode::kInvalidEncoding,
-                          problem_text(status, body));
+                          problem_text(status, answer));
     }
-    return std::move(body);
+    return std::move(answer);
 }
 
-std::string epsilon_of(const json& doc) {
-    const auto it = doc.find("epsilon_milli");
-    if (it == doc.end() || !it->is_number_unsigned()) {
-        return "none";
-    }
-    return cohort::format_epsilon(it->get<std::uint32_t>());
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// epsilon_text is a query summary's epsilon ("none": an exact release was asked).
+std::string epsilon_text(const json& summary) {
+    const auto it = summary.find("epsilon");
+    return it != summary.end() && it->is_string() ? it->get<std::string>() : "none";
 }
 
 std::string time_or_dash(const json& j, const char* key) {
@@ -126,11 +133,8 @@ int run_request(const AnalystConfig& config, const std::string& token, const Req
     } else {
         body["patients"] = o.patients;
     }
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    const auto from = common::parse_time_arg(o.from, now);
-    const auto to = common::parse_time_arg(o.to, now);
+    const auto from = common::parse_time_arg(o.from, now_ms());
+    const auto to = common::parse_time_arg(o.to, now_ms());
     if (!from || !to) {
         return fail(err,
                     (from ? "--to: " + to.error().message : "--from: " + from.error().message));
@@ -147,22 +151,17 @@ int run_request(const AnalystConfig& config, const std::string& token, const Req
         body["purpose"] = o.purpose;
     }
     auto server = client_for(config, token);
-    auto got = server.request("POST", "/v1/queries", &body);
-    if (!got) {
-        return fail(err, got.error().message, common::kExitFailure);
+    auto posted = call(server, "/v1/queries", &body, 202);
+    if (!posted) {
+        return fail(err, posted.error().message, common::exit_code_for(posted.error()));
     }
-    auto& [status, answer] = got.value();
-    if (status != 202) {
-        return fail(err, problem_text(status, answer),
-                    status >= 500 ? common::kExitFailure : common::kExitBadInput);
-    }
+    const json& answer = posted.value();
     if (o.format == "json") {
         out << answer.dump(2) << "\n";
         return common::kExitOk;
     }
-    const std::string eps = answer.contains("epsilon") && answer["epsilon"].is_string()
-                                ? answer["epsilon"].get<std::string>()
-                                : std::string("none (exact figures)");
+    const std::string eps =
+        answer.value("epsilon", json()).is_string() ? epsilon_text(answer) : "none (exact figures)";
     out << "query " << answer.value("id", "") << " is pending approval\n"
         << "  patients:   " << answer.value("cohort_size", 0) << " in the "
         << (o.cohort.empty() ? "list" : "cohort") << ", " << answer.value("patients_with_data", 0)
@@ -180,7 +179,7 @@ int run_status(const AnalystConfig& config, const std::string& token, const std:
                const std::string& format, std::ostream& out, std::ostream& err) {
     auto server = client_for(config, token);
     if (id.empty()) {
-        auto list = get(server, "/v1/queries?limit=500");
+        auto list = call(server, "/v1/queries?limit=500");
         if (!list) {
             return fail(err, list.error().message, common::exit_code_for(list.error()));
         }
@@ -194,19 +193,19 @@ int run_status(const AnalystConfig& config, const std::string& token, const std:
             return common::kExitOk;
         }
         out << std::left << std::setw(28) << "id" << std::setw(10) << "status" << std::setw(22)
-            << "asked"
+            << "asked" << std::setw(9) << "epsilon"
             << "reason\n";
         for (const auto& q : queries) {
             out << std::left << std::setw(28) << q.value("id", "") << std::setw(10)
                 << q.value("status", "") << std::setw(22) << time_or_dash(q, "created_ms")
-                << q.value("reason", "") << "\n";
+                << std::setw(9) << epsilon_text(q) << q.value("reason", "") << "\n";
         }
         return common::kExitOk;
     }
     if (!valid_query_id(id)) {
         return fail(err, "'" + id.substr(0, 66) + "' is not a query id (q_...)");
     }
-    auto q = get(server, "/v1/queries/" + id);
+    auto q = call(server, "/v1/queries/" + id);
     if (!q) {
         return fail(err, q.error().message, common::exit_code_for(q.error()));
     }
@@ -230,7 +229,7 @@ int run_status(const AnalystConfig& config, const std::string& token, const std:
         for (const auto& s : doc.value("statistics", json::array())) {
             out << " " << (s.is_string() ? s.get<std::string>() : "?");
         }
-        out << "\n  privacy:    epsilon " << epsilon_of(doc) << "\n";
+        out << "\n  privacy:    epsilon " << epsilon_text(j) << "\n";
     }
     out << "  decided:    " << time_or_dash(j, "decided_ms") << "\n"
         << "  finished:   " << time_or_dash(j, "finished_ms") << "\n";
@@ -253,7 +252,7 @@ int run_wait(const AnalystConfig& config, const std::string& token, const std::s
                           std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
     std::string last;
     for (;;) {
-        auto r = get(server, "/v1/queries/" + id + "/result");
+        auto r = call(server, "/v1/queries/" + id + "/result");
         if (!r && r.error().code != ErrorCode::kIo) {
             return fail(err, r.error().message);  // unknown query, forbidden: no point waiting
         }
@@ -300,7 +299,7 @@ int run_result(const AnalystConfig& config, const std::string& token, const std:
         return fail(err, "the pinned decryptor identity: " + identity.error().message);
     }
     auto server = client_for(config, token);
-    auto r = get(server, "/v1/queries/" + id + "/result");
+    auto r = call(server, "/v1/queries/" + id + "/result");
     if (!r) {
         return fail(err, r.error().message, common::exit_code_for(r.error()));
     }
@@ -315,7 +314,7 @@ int run_result(const AnalystConfig& config, const std::string& token, const std:
         return fail(
             err, id + " is " + status + ", not released yet (cipherpulse-analyst wait " + id + ")");
     }
-    auto q = get(server, "/v1/queries/" + id);
+    auto q = call(server, "/v1/queries/" + id);
     if (!q) {
         return fail(err, q.error().message, common::exit_code_for(q.error()));
     }
@@ -353,14 +352,11 @@ int run_result(const AnalystConfig& config, const std::string& token, const std:
 int run_budget(const AnalystConfig& config, const std::string& token, const std::string& format,
                std::ostream& out, std::ostream& err) {
     auto server = client_for(config, token);
-    auto list = get(server, "/v1/queries?status=released&limit=500");
+    auto list = call(server, "/v1/queries?status=released&limit=500");
     if (!list) {
         return fail(err, list.error().message, common::exit_code_for(list.error()));
     }
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    const std::int64_t since = now - config.budget_days * kDayMs;
+    const std::int64_t since = now_ms() - config.budget_days * kDayMs;
     std::uint64_t spent = 0;
     json rows = json::array();
     for (const auto& s : list.value()["queries"]) {
@@ -368,19 +364,11 @@ int run_budget(const AnalystConfig& config, const std::string& token, const std:
         if (finished < since) {
             continue;
         }
-        auto q = get(server, "/v1/queries/" + s.value("id", ""));
-        if (!q) {
-            return fail(err, q.error().message, common::exit_code_for(q.error()));
-        }
-        const json doc = q.value().value("document", json::object());
-        const auto it = doc.find("epsilon_milli");
-        const std::uint32_t milli =
-            it != doc.end() && it->is_number_unsigned() ? it->get<std::uint32_t>() : 0;
-        spent += milli;
-        rows.push_back(
-            {{"id", s.value("id", "")},
-             {"released_ms", finished},
-             {"epsilon", milli == 0 ? json(nullptr) : json(cohort::format_epsilon(milli))}});
+        const auto milli = cohort::parse_epsilon_milli(epsilon_text(s));
+        spent += milli.value_or(0);
+        rows.push_back({{"id", s.value("id", "")},
+                        {"released_ms", finished},
+                        {"epsilon", milli ? json(cohort::format_epsilon(*milli)) : json(nullptr)}});
     }
     const std::uint64_t left = spent >= config.budget_milli ? 0 : config.budget_milli - spent;
     auto eps = [](std::uint64_t m) {

@@ -64,6 +64,7 @@ json query_summary(const StoredQuery& q) {
               {"created_ms", q.created_ms}};
     j["decided_ms"] = q.decided_ms ? json(*q.decided_ms) : json(nullptr);
     j["finished_ms"] = q.finished_ms ? json(*q.finished_ms) : json(nullptr);
+    j["epsilon"] = q.epsilon_milli ? json(cohort::format_epsilon(*q.epsilon_milli)) : json(nullptr);
     if (!q.reason.empty()) {
         j["reason"] = q.reason;
     }
@@ -483,6 +484,7 @@ void CohortApi::State::post_query(const httplib::Request& req, httplib::Response
     stored.hash = cohort::canonical_hash(doc);
     stored.aggregate = aggregate;
     stored.created_ms = now;
+    stored.epsilon_milli = request.epsilon_milli;
     const std::size_t with_data = cohort::patients_with_data(doc.windows);
     run_write<bool>(writer, [&](store::Database& db) {
         insert_query(db, stored);

@@ -63,13 +63,12 @@ constexpr const char* kCohortSelect =
     "(SELECT COUNT(*) FROM cohort_members m WHERE m.cohort = c.name) FROM cohorts c ";
 
 CohortInfo cohort_row(store::Statement& st) {
-    return CohortInfo{st.column_text(0), st.column_text(1), st.column_int64(2),
-                      st.column_int64(3)};
+    return CohortInfo{st.column_text(0), st.column_text(1), st.column_int64(2), st.column_int64(3)};
 }
 
 constexpr const char* kQueryColumns =
     "id, token_id, status, hash, decision, result, reason, created_ms, decided_ms, "
-    "finished_ms";
+    "finished_ms, epsilon_milli";
 
 StoredQuery query_row(store::Statement& st) {
     StoredQuery q;
@@ -86,6 +85,9 @@ StoredQuery query_row(store::Statement& st) {
     }
     if (!st.column_is_null(9)) {
         q.finished_ms = st.column_int64(9);
+    }
+    if (!st.column_is_null(10)) {
+        q.epsilon_milli = static_cast<std::uint32_t>(st.column_int64(10));
     }
     return q;
 }
@@ -115,8 +117,8 @@ std::optional<CohortInfo> find_cohort(store::Database& db, const std::string& na
 
 std::vector<std::string> cohort_members(store::Database& db, const std::string& name) {
     std::vector<std::string> out;
-    auto& st = db.prepare_cached(
-        "SELECT patient FROM cohort_members WHERE cohort = ? ORDER BY patient");
+    auto& st =
+        db.prepare_cached("SELECT patient FROM cohort_members WHERE cohort = ? ORDER BY patient");
     st.bind_all(name);
     while (st.step()) {
         out.push_back(st.column_text(0));
@@ -149,11 +151,16 @@ std::optional<AnalystKey> find_analyst_key(store::Database& db, std::int64_t tok
 
 const char* query_status_name(QueryStatus s) {
     switch (s) {
-        case QueryStatus::kPending: return "pending";
-        case QueryStatus::kApproved: return "approved";
-        case QueryStatus::kRejected: return "rejected";
-        case QueryStatus::kReleased: return "released";
-        case QueryStatus::kRefused: return "refused";
+        case QueryStatus::kPending:
+            return "pending";
+        case QueryStatus::kApproved:
+            return "approved";
+        case QueryStatus::kRejected:
+            return "rejected";
+        case QueryStatus::kReleased:
+            return "released";
+        case QueryStatus::kRefused:
+            return "refused";
     }
     return "pending";
 }
@@ -169,12 +176,15 @@ std::optional<QueryStatus> parse_query_status(const std::string& text) {
 }
 
 void insert_query(store::Database& db, const StoredQuery& q) {
-    db.prepare_cached(
-          "INSERT INTO queries (id, token_id, status, document, hash, aggregate, created_ms) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind_all(q.id, q.token_id, query_status_name(q.status), q.document, q.hash,
-                  q.aggregate, q.created_ms)
-        .execute();
+    auto& st = db.prepare_cached(
+        "INSERT INTO queries (id, token_id, status, document, hash, aggregate, created_ms, "
+        "epsilon_milli) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    st.bind_all(q.id, q.token_id, query_status_name(q.status), q.document, q.hash, q.aggregate,
+                q.created_ms, nullptr);
+    if (q.epsilon_milli) {
+        st.bind(8, static_cast<std::int64_t>(*q.epsilon_milli));
+    }
+    st.execute();
 }
 
 std::optional<StoredQuery> find_query(store::Database& db, const std::string& id,
@@ -186,8 +196,8 @@ std::optional<StoredQuery> find_query(store::Database& db, const std::string& id
     std::optional<StoredQuery> out;
     if (st.step()) {
         out = query_row(st);
-        out->document = st.column_text(10);
-        out->aggregate = st.column_blob(11);
+        out->document = st.column_text(11);
+        out->aggregate = st.column_blob(12);
     }
     st.reset();
     return out;
@@ -232,9 +242,8 @@ bool decide_query(store::Database& db, const std::string& id, bool approved,
 
 bool finish_query(store::Database& db, const std::string& id, bool released,
                   const std::string& result, const std::string& reason, std::int64_t now) {
-    if (db.prepare_cached(
-              "UPDATE queries SET status = ?, result = ?, reason = ?, finished_ms = ? "
-              "WHERE id = ? AND status = 'approved'")
+    if (db.prepare_cached("UPDATE queries SET status = ?, result = ?, reason = ?, finished_ms = ? "
+                          "WHERE id = ? AND status = 'approved'")
             .bind_all(released ? "released" : "refused", result, reason, now, id)
             .execute() == 1) {
         return true;

@@ -63,9 +63,10 @@ struct StoredQuery {
     std::string document;  // canonical query document (compact JSON)
     std::string hash;      // its canonical hash
     std::vector<std::uint8_t> aggregate;
-    std::string decision;  // the approver's JWS, once decided
-    std::string result;    // the sealed release, once released
-    std::string reason;    // why rejected or refused
+    std::string decision;                        // the approver's JWS, once decided
+    std::string result;                          // the sealed release, once released
+    std::string reason;                          // why rejected or refused
+    std::optional<std::uint32_t> epsilon_milli;  // the document's, null for no noise
     std::int64_t created_ms = 0;
     std::optional<std::int64_t> decided_ms;
     std::optional<std::int64_t> finished_ms;

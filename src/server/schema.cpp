@@ -190,12 +190,20 @@ CREATE INDEX queries_token ON queries (token_id, created_ms);
 CREATE INDEX queries_status ON queries (status, created_ms);
 )sql";
 
+// Version 6: a query's epsilon in its own column, so that lists (the analyst's budget, the
+// decryptor's round) need not read the documents, which run to megabytes.
+constexpr std::string_view kSchemaV6 = R"sql(
+ALTER TABLE queries ADD COLUMN epsilon_milli INTEGER;
+UPDATE queries SET epsilon_milli = json_extract(document, '$.epsilon_milli');
+)sql";
+
 constexpr store::Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
     {4, kSchemaV4},
     {5, kSchemaV5},
+    {6, kSchemaV6},
 };
 
 }  // namespace

@@ -347,6 +347,10 @@ TEST_F(CohortApiTest, QueryTilesSealedWindowsAndAggregatesThemUnderTheCap) {
 
     // Listing: the analyst sees its own queries only.
     EXPECT_EQ(json::parse(get("/v1/queries", analyst_)->body)["queries"].size(), 1u);
+    // The list carries each query's epsilon (the analyst's budget reads it without the
+    // documents), as the request asked it.
+    EXPECT_EQ(json::parse(get("/v1/queries", analyst_)->body)["queries"][0]["epsilon"],
+              query_body()["epsilon"]);
     EXPECT_EQ(json::parse(get("/v1/queries", other_analyst_)->body)["queries"].size(), 0u);
     EXPECT_EQ(
         json::parse(get("/v1/queries?status=pending", decryptor_)->body)["queries"].size(), 1u);
