@@ -1,12 +1,10 @@
 #include "decryptor/queries.h"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
-#include <thread>
 
 #include "cipherpulse/base64url.h"
 #include "cipherpulse/envelope.h"
@@ -18,28 +16,6 @@
 
 namespace cipherpulse::decryptor {
 namespace {
-
-// for_each_chunk calls fn(begin, end) over [0, n) in one chunk per core (at most 8) when n
-// is large enough to pay for the threads, else once on this thread.
-void for_each_chunk(std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn) {
-    constexpr std::size_t kParallelThreshold = 2048;
-    const std::size_t threads =
-        std::min<std::size_t>(8, std::max(1u, std::thread::hardware_concurrency()));
-    if (n < kParallelThreshold || threads == 1) {
-        fn(0, n);
-        return;
-    }
-    const std::size_t chunk = (n + threads - 1) / threads;
-    std::vector<std::thread> workers;
-    for (std::size_t t = 1; t < threads; ++t) {
-        const std::size_t begin = std::min(n, t * chunk);
-        workers.emplace_back(fn, begin, std::min(n, begin + chunk));
-    }
-    fn(0, std::min(n, chunk));
-    for (auto& w : workers) {
-        w.join();
-    }
-}
 
 using json = nlohmann::json;
 
@@ -201,44 +177,30 @@ class Checker {
                              " window aggregates for " + std::to_string(doc_.windows.size()) +
                              " windows");
         }
-        // One product serves both as the validation of every window's ciphertext (a value
-        // sharing a factor with n makes the product share it) and as the recomputed
-        // aggregate: the windows' bytes are the ones the document's digests name.
-        const PublicKey& pk = key_->public_key();
-        const std::size_t n = doc_.windows.size();
-        std::vector<BigInt> values(n);
-        std::vector<char> matches(n, 0);
-        // Decoding and digesting 30,000 windows is a quarter of the check: split it over
-        // the cores like the product itself.
-        auto decode = [&](std::size_t begin, std::size_t end) {
-            for (std::size_t i = begin; i < end; ++i) {
-                if (!m_.window_aggregates[i]) {
-                    continue;  // the server no longer has it (null)
-                }
-                auto raw = base64url_decode(*m_.window_aggregates[i]);
-                if (raw && raw.value().size() == pk.ciphertext_bytes() &&
-                    bytes_hex(raw.value()) == doc_.windows[i].aggregate_sha256) {
-                    values[i] = BigInt::from_bytes(raw.value());
-                    matches[i] = 1;
-                }
-            }
-        };
-        for_each_chunk(n, decode);
-        std::vector<Ciphertext> cts;
-        cts.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
+        // The core's batch parser decodes and validates every window's ciphertext with one
+        // gcd for the whole batch; the bytes are the ones the document's digests name.
+        std::vector<std::string_view> texts;
+        texts.reserve(doc_.windows.size());
+        for (std::size_t i = 0; i < doc_.windows.size(); ++i) {
             if (!m_.window_aggregates[i]) {
                 return refuse("window " + std::to_string(doc_.windows[i].id) +
                               " of the query no longer exists on the server");
             }
-            if (!matches[i]) {
+            texts.push_back(*m_.window_aggregates[i]);
+        }
+        const PublicKey& pk = key_->public_key();
+        std::vector<std::vector<std::uint8_t>> raw;
+        auto parsed = pk.parse_ciphertexts_base64url(texts, &raw);
+        std::vector<Ciphertext> cts;
+        cts.reserve(parsed.size());
+        for (std::size_t i = 0; i < parsed.size(); ++i) {
+            if (!parsed[i] || bytes_hex(raw[i]) != doc_.windows[i].aggregate_sha256) {
                 return integrity("window " + std::to_string(doc_.windows[i].id) +
                                  "'s aggregate does not match the document");
             }
-            cts.push_back(pk.unsafe_ciphertext(std::move(values[i])));
+            cts.push_back(std::move(parsed[i]).value());
         }
-        const Ciphertext product = pk.sum(cts);
-        if (!pk.validate_ciphertext(product.value()) || pk.serialize(product) != aggregate_bytes_) {
+        if (pk.serialize(pk.sum(cts)) != aggregate_bytes_) {
             return integrity("the aggregate is not the product of the windows' aggregates");
         }
         return true;
